@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace KernelModel.Cli;
+
+/// <summary>The kmodel subcommands; each lives in its own file under Commands/.</summary>
+internal static class CliCommands
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return MachineCommand.Create();
+    }
+}
