@@ -21,7 +21,7 @@ public enum ReservedRegionType
 public readonly record struct ReservedRegion(Iova Start, Iova Last, ReservedRegionType Type)
 {
     /// <inheritdoc />
-    public override string ToString() => $"0x{Start.Value:016x} 0x{Last.Value:016x} {Type.ToString().ToLowerInvariant()}";
+    public override string ToString() => $"0x{Start.Value:x16} 0x{Last.Value:x16} {Type.ToString().ToLowerInvariant()}";
 }
 
 /// <summary>
