@@ -37,6 +37,9 @@ public sealed record SignalInfo(int Signo, ulong Address)
 /// </summary>
 public sealed class UserProcess
 {
+    [ThreadStatic]
+    private static UserProcess? t_current;
+
     private readonly List<SignalInfo> _signals = [];
     private bool _exited;
 
@@ -63,6 +66,13 @@ public sealed class UserProcess
 
     /// <summary>The fd table.</summary>
     public FdTable Files { get; }
+
+    /// <summary>
+    /// current: the process on whose behalf the kernel model is running on this thread (set for the
+    /// duration of each system call), or null outside one. Backends read it as the kernel reads
+    /// current->mm, e.g. to pin the caller's pages at VFIO_IOMMU_MAP_DMA.
+    /// </summary>
+    public static UserProcess? Current => t_current;
 
     /// <summary>Signals delivered so far.</summary>
     public IReadOnlyList<SignalInfo> Signals => _signals;
@@ -104,6 +114,7 @@ public sealed class UserProcess
             return -(long)file.Error;
         }
 
+        var previous = Enter();
         try
         {
             return f.Operations.Ioctl(f, request, new IoctlArg(arg));
@@ -115,7 +126,7 @@ public sealed class UserProcess
         finally
         {
             f.Put();
-            ReturnToUser();
+            ReturnToUser(previous);
         }
     }
 
@@ -128,6 +139,7 @@ public sealed class UserProcess
             return -(long)file.Error;
         }
 
+        var previous = Enter();
         try
         {
             return f.Operations.Ioctl(f, request, new IoctlArg(value));
@@ -139,7 +151,7 @@ public sealed class UserProcess
         finally
         {
             f.Put();
-            ReturnToUser();
+            ReturnToUser(previous);
         }
     }
 
@@ -211,6 +223,7 @@ public sealed class UserProcess
             return -(long)file.Error;
         }
 
+        var previous = Enter();
         try
         {
             return offset < 0 ? -(long)Errno.EINVAL : f.Operations.Read(f, buffer, offset);
@@ -222,7 +235,7 @@ public sealed class UserProcess
         finally
         {
             f.Put();
-            ReturnToUser();
+            ReturnToUser(previous);
         }
     }
 
@@ -235,6 +248,7 @@ public sealed class UserProcess
             return -(long)file.Error;
         }
 
+        var previous = Enter();
         try
         {
             return offset < 0 ? -(long)Errno.EINVAL : f.Operations.Write(f, buffer, offset);
@@ -246,7 +260,7 @@ public sealed class UserProcess
         finally
         {
             f.Put();
-            ReturnToUser();
+            ReturnToUser(previous);
         }
     }
 
@@ -255,6 +269,7 @@ public sealed class UserProcess
     /// </summary>
     public long ReadMemory(ulong vaddr, Span<byte> buffer)
     {
+        var previous = Enter();
         try
         {
             var done = 0;
@@ -278,13 +293,14 @@ public sealed class UserProcess
         }
         finally
         {
-            ReturnToUser();
+            ReturnToUser(previous);
         }
     }
 
     /// <summary>A CPU store to user memory: bytes written, or -EFAULT with a SIGSEGV or SIGBUS recorded.</summary>
     public long WriteMemory(ulong vaddr, ReadOnlySpan<byte> buffer)
     {
+        var previous = Enter();
         try
         {
             var done = 0;
@@ -308,7 +324,7 @@ public sealed class UserProcess
         }
         finally
         {
-            ReturnToUser();
+            ReturnToUser(previous);
         }
     }
 
@@ -350,6 +366,7 @@ public sealed class UserProcess
 
     private long Syscall(string name, Func<long> body)
     {
+        var previous = Enter();
         try
         {
             return body();
@@ -360,8 +377,15 @@ public sealed class UserProcess
         }
         finally
         {
-            ReturnToUser();
+            ReturnToUser(previous);
         }
+    }
+
+    private UserProcess? Enter()
+    {
+        var previous = t_current;
+        t_current = this;
+        return previous;
     }
 
     private long Oops(string name, Exception e)
@@ -371,5 +395,19 @@ public sealed class UserProcess
     }
 
     // exit_to_user_mode: deferred work (e.g. notifier unregistration) runs before the process continues.
-    private void ReturnToUser() => Machine.SystemWorkqueue.Flush();
+    private void ReturnToUser(UserProcess? previous)
+    {
+        try
+        {
+            Machine.SystemWorkqueue.Flush();
+        }
+        catch (Exception e)
+        {
+            Machine.RecordOops($"workqueue {Machine.SystemWorkqueue.Name}: {e}");
+        }
+        finally
+        {
+            t_current = previous;
+        }
+    }
 }
