@@ -1,6 +1,7 @@
 using KernelModel.Iommu;
 using KernelModel.Kernel;
 using KernelModel.Mm;
+using KernelModel.Vfio;
 
 namespace KernelModel;
 
@@ -18,14 +19,25 @@ public sealed class Machine
     private readonly Lock _lock = new();
     private int _nextPid = 100;
 
-    private Machine(MachineSpec spec, PageGeometry geometry)
+    private Machine(MachineSpec spec, PageGeometry geometry, PluginSet plugins)
     {
         Spec = spec;
+        Plugins = plugins;
+        Sysfs = new Sysfs(this);
         Geometry = geometry;
         Memory = new PhysicalMemory(geometry, spec.Ram.Select(r => new RamRange(new PhysAddr(r.Start), r.Size)));
         IoPageTableFormat = geometry.PageShift == 16 ? IoPageTableFormat.Ppc64 : IoPageTableFormat.X86_64;
         IommuPageSizeBitmap = spec.Iommu.PageSizes.Aggregate(0UL, (acc, size) => acc | size);
     }
+
+    /// <summary>The plugins composed into this machine.</summary>
+    public PluginSet Plugins { get; }
+
+    /// <summary>The vfio core.</summary>
+    public VfioCore Vfio { get; private set; } = null!;
+
+    /// <summary>/sys: driver binding and IOMMU groups.</summary>
+    public Sysfs Sysfs { get; }
 
     /// <summary>The spec it was booted from.</summary>
     public MachineSpec Spec { get; }
@@ -85,7 +97,10 @@ public sealed class Machine
     }
 
     /// <summary>Boots a machine. Throws <see cref="System.IO.InvalidDataException"/> for a spec that cannot describe a machine.</summary>
-    public static Machine Boot(MachineSpec spec)
+    public static Machine Boot(MachineSpec spec) => Boot(spec, PluginSet.Default);
+
+    /// <summary>Boots a machine with the given plugins (the in-tree ones are <see cref="PluginSet.Default"/>).</summary>
+    public static Machine Boot(MachineSpec spec, PluginSet plugins)
     {
         if (!PageGeometry.TryGet(spec.Arch, out var geometry))
         {
@@ -100,7 +115,7 @@ public sealed class Machine
             }
         }
 
-        var machine = new Machine(spec, geometry);
+        var machine = new Machine(spec, geometry, plugins);
         if ((machine.IommuPageSizeBitmap & ~machine.IoPageTableFormat.PageSizeBitmap) != 0 || machine.IommuPageSizeBitmap == 0)
         {
             throw new System.IO.InvalidDataException($"{spec.Name}: IOMMU page sizes 0x{machine.IommuPageSizeBitmap:x} do not fit the {spec.Arch} I/O page table");
@@ -108,7 +123,33 @@ public sealed class Machine
 
         machine.BuildTopology();
         machine.RegisterDevNode(DevMem.Path, () => new File(new DevMem(machine.Memory), new Inode("mem")));
+        machine.Vfio = new VfioCore(machine, [.. plugins.IommuBackends.Select(b => (b.Name, b.Instance))]);
+        machine.SetUpBuses();
         return machine;
+    }
+
+    private void SetUpBuses()
+    {
+        foreach (var device in _devices)
+        {
+            if (Plugins.BusTypes.FirstOrDefault(b => b.Name == device.Bus) is { } bus)
+            {
+                var setup = bus.Instance.Setup(this, device);
+                if (!setup.IsOk)
+                {
+                    throw new System.IO.InvalidDataException($"{Spec.Name}: bus {device.Bus} cannot set up {device.Name}: {setup.Error}");
+                }
+            }
+
+            if (Spec.Devices.First(d => d.Name == device.Name).Driver is { } driver)
+            {
+                var bound = Sysfs.Bind(device.Name, driver);
+                if (!bound.IsOk)
+                {
+                    throw new System.IO.InvalidDataException($"{Spec.Name}: cannot bind {device.Name} to {driver}: {bound.Error}");
+                }
+            }
+        }
     }
 
     private void BuildTopology()

@@ -138,6 +138,9 @@ public sealed record DeviceSpec
     /// <summary>The IOMMU group number; null for a device behind no IOMMU.</summary>
     public int? IommuGroup { get; init; }
 
+    /// <summary>The driver bound at boot: a vfio driver plugin's name, or a native driver's (making the group non-viable).</summary>
+    public string? Driver { get; init; }
+
     /// <summary>A one-line description (what lspci would print).</summary>
     public string Description { get; init; } = "";
 

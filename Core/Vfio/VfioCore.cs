@@ -1,0 +1,196 @@
+using KernelModel.Iommu;
+using KernelModel.Kernel;
+using KernelModel.Mm;
+
+namespace KernelModel.Vfio;
+
+/// <summary>
+/// The vfio core of a machine: registered devices, groups (/dev/vfio/N), containers
+/// (/dev/vfio/vfio) and the IOMMU backends they may use.
+/// <para>Lock order: the core's lock is taken alone and never held across a call into a driver
+/// or a backend; a group's lock (group_lock) may be held across backend attach/detach.</para>
+/// </summary>
+public sealed class VfioCore
+{
+    /// <summary>The container node.</summary>
+    public const string ContainerPath = "/dev/vfio/vfio";
+
+    private readonly Dictionary<int, VfioGroup> _groups = [];
+    private readonly List<VfioDevice> _devices = [];
+    private readonly Lock _lock = new();
+
+    internal VfioCore(Machine machine, IReadOnlyList<(string Name, IVfioIommuBackend Backend)> backends)
+    {
+        Machine = machine;
+        Backends = backends;
+        IommuContext = new VfioIommuContext(machine, this);
+        machine.RegisterDevNode(ContainerPath, () => new File(VfioContainerFile.Instance, new Inode("vfio"), new VfioContainer(this)));
+    }
+
+    /// <summary>The machine.</summary>
+    public Machine Machine { get; }
+
+    /// <summary>The IOMMU backends, in the order SET_IOMMU tries them.</summary>
+    public IReadOnlyList<(string Name, IVfioIommuBackend Backend)> Backends { get; }
+
+    internal VfioIommuContext IommuContext { get; }
+
+    /// <summary>The registered devices.</summary>
+    public IReadOnlyList<VfioDevice> Devices
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _devices];
+            }
+        }
+    }
+
+    /// <summary>
+    /// vfio_register_group_dev(): registers a driver's device and returns it, typed. EINVAL when the
+    /// device has no IOMMU group; EBUSY when it (or another handle for the same bus device) is
+    /// already registered. Creates /dev/vfio/N for the group's first device.
+    /// </summary>
+    public KResult<T> RegisterDevice<T>(T device)
+        where T : VfioDevice
+    {
+        if (device.Group is not { } iommuGroup)
+        {
+            return Errno.EINVAL;
+        }
+
+        lock (_lock)
+        {
+            if (device.IsRegistered || _devices.Any(d => ReferenceEquals(d.Device, device.Device)))
+            {
+                return Errno.EBUSY;
+            }
+
+            if (!_groups.TryGetValue(iommuGroup.Id.Value, out var group))
+            {
+                group = new VfioGroup(this, iommuGroup);
+                _groups[iommuGroup.Id.Value] = group;
+                Machine.RegisterDevNode(group.Path, () => new File(VfioGroupFile.Instance, new Inode($"vfio/{iommuGroup.Id}"), group));
+            }
+
+            group.AddDevice(device);
+            _devices.Add(device);
+            device.Core = this;
+            device.IsRegistered = true;
+            device.Get();
+        }
+
+        // A registered device's BARs are held for DMA only while its user has it open.
+        SetDmaHeld(device, false);
+        return device;
+    }
+
+    /// <summary>
+    /// vfio_unregister_group_dev(): while fds remain open the driver's request op is called and the
+    /// unregistration completes when the last fd closes (the kernel would block here; the model
+    /// defers). New opens fail with ENODEV from the start.
+    /// </summary>
+    public void UnregisterDevice(VfioDevice device)
+    {
+        if (!device.IsRegistered || device.IsUnregistering)
+        {
+            return;
+        }
+
+        device.IsUnregistering = true;
+        if (device.OpenCount > 0)
+        {
+            device.Request(device.RequestCount++);
+            return;
+        }
+
+        CompleteUnregister(device);
+    }
+
+    private void CompleteUnregister(VfioDevice device)
+    {
+        lock (_lock)
+        {
+            _devices.Remove(device);
+            if (device.Group is { } iommuGroup && _groups.TryGetValue(iommuGroup.Id.Value, out var group))
+            {
+                group.RemoveDevice(device);
+                if (group.DeviceCount == 0)
+                {
+                    _groups.Remove(iommuGroup.Id.Value);
+                    Machine.UnregisterDevNode(group.Path);
+                }
+            }
+
+            device.IsRegistered = false;
+            device.IsUnregistering = false;
+        }
+
+        SetDmaHeld(device, true);
+        device.Put();
+    }
+
+    /// <summary>
+    /// vfio_device_get_from_vma(): the vfio device a VMA maps, with a reference the caller puts.
+    /// A VMA is a vfio device's exactly when its file's operations are the vfio device file's;
+    /// the device is the file's private data. ENODEV for any other VMA and for a device whose
+    /// driver did not opt in to peer-to-peer.
+    /// </summary>
+    public KResult<VfioDevice> GetDeviceFromVma(Vma vma)
+    {
+        if (vma.File is not { Operations: VfioDeviceFile, PrivateData: VfioDevice device } || !device.AllowsPeerToPeer)
+        {
+            return Errno.ENODEV;
+        }
+
+        return device.Get();
+    }
+
+    /// <summary>True when the group is viable: every device in it is bound to a vfio driver or to none.</summary>
+    public bool IsViable(IommuGroup group)
+    {
+        lock (_lock)
+        {
+            return group.Devices.All(d => d.DriverName is null || _devices.Any(v => ReferenceEquals(v.Device, d)));
+        }
+    }
+
+    internal bool TryGetGroup(IommuGroupId id, out VfioGroup group)
+    {
+        lock (_lock)
+        {
+            return _groups.TryGetValue(id.Value, out group!);
+        }
+    }
+
+    internal bool TryAddContainerUser(VfioDevice device) =>
+        device.Group is { } g && TryGetGroup(g.Id, out var group) && group.TryAddContainerUser();
+
+    internal void PutContainerUser(VfioDevice device)
+    {
+        if (device.Group is { } g && TryGetGroup(g.Id, out var group))
+        {
+            group.PutContainerUser();
+        }
+    }
+
+    internal void OnDeviceOpened(VfioDevice device) => SetDmaHeld(device, true);
+
+    internal void OnDeviceReleased(VfioDevice device)
+    {
+        SetDmaHeld(device, false);
+        if (device.IsUnregistering)
+        {
+            CompleteUnregister(device);
+        }
+    }
+
+    private static void SetDmaHeld(VfioDevice device, bool held)
+    {
+        foreach (var region in device.Device.Mmio)
+        {
+            region.DmaHeld = held;
+        }
+    }
+}
