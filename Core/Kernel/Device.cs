@@ -41,6 +41,9 @@ public sealed class Device
     /// <summary>driver_override, as written through sysfs.</summary>
     public string? DriverOverride { get; internal set; }
 
+    /// <summary>The bus's model of the device (a PCI function's config space, ...), set by the bus type at boot.</summary>
+    public object? BusData { get; set; }
+
     /// <summary>Driver data (dev_get_drvdata).</summary>
     public object? DriverData { get; set; }
 

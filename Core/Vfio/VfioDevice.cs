@@ -82,8 +82,8 @@ public abstract class VfioDevice
     {
     }
 
-    /// <summary>ioctl on a device fd.</summary>
-    protected internal virtual long Ioctl(uint request, IoctlArg arg) => -(long)Errno.ENOTTY;
+    /// <summary>ioctl on a device fd. A driver without one answers EINVAL, as vfio_device_fops_unl_ioctl().</summary>
+    protected internal virtual long Ioctl(uint request, IoctlArg arg) => -(long)Errno.EINVAL;
 
     /// <summary>read on a device fd.</summary>
     protected internal virtual long Read(Span<byte> buffer, long offset) => -(long)Errno.EINVAL;
