@@ -1,0 +1,77 @@
+using KernelModel.Kernel;
+using KernelModel.Mm;
+using KernelModel.Vfio;
+
+namespace KernelModel.Iommu.Type1;
+
+/// <summary>
+/// One user DMA mapping (struct vfio_dma): [Iova, Iova + Size) of the IOVA space backed by
+/// [Vaddr, Vaddr + Size) of the mapping process. <see cref="Size"/> grows as the map path pins and
+/// maps, so on failure exactly the mapped part is torn down.
+/// </summary>
+internal sealed class VfioDma(ulong iova, ulong vaddr, IommuProt prot, MmStruct mm)
+{
+    public ulong Iova { get; } = iova;
+
+    public ulong Vaddr { get; set; } = vaddr;
+
+    /// <summary>Bytes mapped so far (the full size once the map completed).</summary>
+    public ulong Size { get; set; }
+
+    public IommuProt Prot { get; } = prot;
+
+    /// <summary>The mm whose pages are pinned and whose locked_vm is charged (dma->mm).</summary>
+    public MmStruct Mm { get; } = mm;
+
+    /// <summary>VFIO_DMA_UNMAP_FLAG_VADDR was applied: the vaddr is stale until MAP_DMA with FLAG_VADDR.</summary>
+    public bool VaddrInvalid { get; set; }
+
+    /// <summary>The vfio device whose memory this mapping targets, in strict MMIO mode (RFC 10/10's pfnmap_obj).</summary>
+    public PfnmapBinding? Pfnmap { get; set; }
+
+    /// <summary>Dirty bitmap while dirty tracking is on, one bit per smallest IOMMU page.</summary>
+    public ulong[]? DirtyBitmap { get; set; }
+
+    /// <summary>The last IOVA (inclusive); meaningful when Size is non-zero. Never overflows: map checked iova + size - 1.</summary>
+    public ulong Last => Iova + (Size - 1);
+
+    public override string ToString() => $"dma iova 0x{Iova:x} size 0x{Size:x} vaddr 0x{Vaddr:x}";
+}
+
+/// <summary>
+/// The device a strict MMIO mapping holds (RFC 10/10's pfnmap_obj): a device reference and a
+/// registration on the device's notifier chain. It outlives the mapping briefly: the notifier
+/// cannot be unregistered from inside the chain, so dropping it is deferred to the system
+/// workqueue, and <see cref="TryBeginRelease"/> makes sure that happens exactly once.
+/// </summary>
+internal sealed class PfnmapBinding
+{
+    private int _releasing;
+
+    public PfnmapBinding(Type1Container owner, VfioDevice device)
+    {
+        Owner = owner;
+        Device = device;
+        Block = new NotifierBlock(OnDeviceEvent);
+    }
+
+    public Type1Container Owner { get; }
+
+    /// <summary>The device, with the reference taken by the VMA lookup.</summary>
+    public VfioDevice Device { get; }
+
+    public NotifierBlock Block { get; }
+
+    /// <summary>True for the first caller only: that caller schedules the unregistration and the put.</summary>
+    public bool TryBeginRelease() => Interlocked.Exchange(ref _releasing, 1) == 0;
+
+    private NotifyResult OnDeviceEvent(NotifierBlock block, ulong action, object? data)
+    {
+        if (action == (ulong)VfioDeviceEvent.Release)
+        {
+            Owner.OnPfnmapDeviceReleased(this);
+        }
+
+        return NotifyResult.Ok;
+    }
+}
