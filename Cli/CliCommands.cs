@@ -8,6 +8,7 @@ internal static class CliCommands
     public static IEnumerable<Command> All()
     {
         yield return MachineCommand.Create();
+        yield return UapiCommand.Create();
         yield return PluginsCommand.Create();
     }
 }
