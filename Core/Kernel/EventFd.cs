@@ -23,7 +23,6 @@ public enum EventFdFlags
 /// </summary>
 public sealed class EventFdContext
 {
-    private const ulong Max = ulong.MaxValue - 1;
     private readonly Lock _lock = new();
     private ulong _count;
 
@@ -51,12 +50,14 @@ public sealed class EventFdContext
     /// <summary>How many times the kernel side has signalled it.</summary>
     public long Signals { get; private set; }
 
-    /// <summary>eventfd_signal(): adds 1, saturating below the maximum as the kernel does.</summary>
+    /// <summary>eventfd_signal(): adds 1, saturating at ULLONG_MAX as the kernel does.</summary>
     public void Signal()
     {
         lock (_lock)
         {
-            if (_count < Max)
+            // Like eventfd_signal_mask(): only a user write is held below ULLONG_MAX; the kernel
+            // side may reach it (poll then reports EPOLLERR).
+            if (_count < ulong.MaxValue)
             {
                 _count++;
             }
@@ -103,7 +104,9 @@ public sealed class EventFdContext
 
         lock (_lock)
         {
-            if (Max - _count < value)
+            // eventfd_write() proceeds only while ULLONG_MAX - count > value; the count may already
+            // be ULLONG_MAX after kernel signals, so compare without underflowing.
+            if (ulong.MaxValue - _count <= value)
             {
                 return -(long)Errno.EAGAIN;
             }
