@@ -66,11 +66,13 @@ public sealed class AddressSpace
     {
         foreach (var vma in Vmas)
         {
+            // As unmap_mapping_range(): the first page is holeBegin's, the page count is holeLen
+            // rounded up on its own (not the end rounded up), and a count that overflows means
+            // "to the end".
             var pageSize = vma.Mm.Geometry.PageSize;
             var first = holeBegin / pageSize;
-            var end = holeLen == 0 || holeLen > ulong.MaxValue - holeBegin - (pageSize - 1)
-                ? ulong.MaxValue
-                : (holeBegin + holeLen + pageSize - 1) / pageSize;
+            var pages = holeLen / pageSize + (holeLen % pageSize != 0 ? 1UL : 0);
+            var end = pages == 0 || pages > ulong.MaxValue - first ? ulong.MaxValue : first + pages;
             ZapPages(vma, first, end);
         }
     }

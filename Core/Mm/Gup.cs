@@ -177,8 +177,10 @@ public static class Gup
         var shift = mm.PageTable.LevelShift(level);
         var mask = (1UL << shift) - 1;
         var pageShift = mm.Geometry.PageShift;
-        var pfn = new Pfn(pte.Pfn + ((vaddr & mask) >> pageShift));
-        var toEnd = Math.Min(((1UL << shift) - (vaddr & mask)) >> pageShift, (vma.End - (vaddr & ~(mm.Geometry.PageSize - 1))) >> pageShift);
+        // Count from the page holding vaddr, so an offset within it does not lose that page.
+        var page = vaddr & ~(mm.Geometry.PageSize - 1);
+        var pfn = new Pfn(pte.Pfn + ((page & mask) >> pageShift));
+        var toEnd = Math.Min(((1UL << shift) - (page & mask)) >> pageShift, (vma.End - page) >> pageShift);
         return new PfnmapEntry(pfn, pte.Writable, toEnd);
     }
 

@@ -376,6 +376,12 @@ public sealed class MmStruct
 
     private void Populate(Vma vma, ulong start, ulong end)
     {
+        // Like populate_vma_page_range(): a PROT_NONE VMA is not faulted in (GUP refuses it).
+        if ((vma.Flags & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) == 0)
+        {
+            return;
+        }
+
         var write = (vma.Flags & VmFlags.Write) != 0;
         var addr = start;
         while (addr < end)
@@ -543,12 +549,13 @@ public sealed class MmStruct
             foreach (var v in IsolateRange(vmas, addr, end))
             {
                 v.Flags = (v.Flags & ~(VmFlags.Read | VmFlags.Write | VmFlags.Exec)) | newFlags;
-                if ((newFlags & VmFlags.Write) == 0)
+                // Like change_protection(): present entries take the new protection; write is
+                // granted again only by a write fault, and PROT_NONE hides them from user space.
+                var none = PteProtFlags(v) & PteFlags.ProtNone;
+                var clear = (newFlags & VmFlags.Write) == 0 ? PteFlags.Write | PteFlags.ProtNone : PteFlags.ProtNone;
+                lock (_ptl)
                 {
-                    lock (_ptl)
-                    {
-                        PageTable.ForEachLeaf(v.Start, v.End, (ulong _, int _, ref Pte pte) => pte.Flags &= ~PteFlags.Write);
-                    }
+                    PageTable.ForEachLeaf(v.Start, v.End, (ulong _, int _, ref Pte pte) => pte.Flags = (pte.Flags & ~clear) | none);
                 }
             }
 
@@ -626,9 +633,25 @@ public sealed class MmStruct
     /// <summary>mlock(): ENOMEM beyond RLIMIT_MEMLOCK (without CAP_IPC_LOCK) or on a hole; nothing kept on failure.</summary>
     internal KResult Mlock(ulong addr, ulong length, bool lockIt)
     {
+        // Like can_do_mlock(): a zero RLIMIT_MEMLOCK without CAP_IPC_LOCK may not lock at all.
+        if (lockIt && MemlockLimit == 0 && !CapIpcLock)
+        {
+            return Errno.EPERM;
+        }
+
         var start = addr & ~(Geometry.PageSize - 1);
-        if (addr - start > ulong.MaxValue - length || !Geometry.TryPageAlignUp(length + (addr - start), out length)
-            || start > TaskSize || length > TaskSize - start)
+        if (addr - start > ulong.MaxValue - length || !Geometry.TryPageAlignUp(length + (addr - start), out length))
+        {
+            return Errno.ENOMEM;
+        }
+
+        // apply_vma_lock_flags(): a range that wraps is EINVAL; one past TASK_SIZE has no VMA (ENOMEM).
+        if (length > ulong.MaxValue - start)
+        {
+            return Errno.EINVAL;
+        }
+
+        if (start > TaskSize || length > TaskSize - start)
         {
             return Errno.ENOMEM;
         }
@@ -814,7 +837,7 @@ public sealed class MmStruct
             PageTable.Set(addr, level, new Pte
             {
                 Pfn = pfn.Value,
-                Flags = PteFlags.Special | ((vma.Flags & VmFlags.Write) != 0 ? PteFlags.Write : 0),
+                Flags = PteFlags.Special | PteProtFlags(vma),
             });
             RssPages += (long)(size >> Geometry.PageShift);
         }
@@ -1024,7 +1047,7 @@ public sealed class MmStruct
             {
                 Pfn = pfn.Value,
                 Folio = folio,
-                Flags = (vma.Flags & VmFlags.Write) != 0 ? PteFlags.Write : 0,
+                Flags = PteProtFlags(vma),
             });
             RssPages += 1L << (PageTable.LevelShift(level) - Geometry.PageShift);
         }
@@ -1053,6 +1076,11 @@ public sealed class MmStruct
         }
     }
 
+    // vm_get_page_prot() for the bits the model keeps: writable, or no user access at all.
+    private static PteFlags PteProtFlags(Vma vma) =>
+        ((vma.Flags & VmFlags.Write) != 0 ? PteFlags.Write : 0)
+        | ((vma.Flags & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) == 0 ? PteFlags.ProtNone : 0);
+
     internal static bool AccessAllowed(Vma vma, bool write) =>
         write ? (vma.Flags & VmFlags.Write) != 0 : (vma.Flags & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) != 0;
 
@@ -1066,7 +1094,7 @@ public sealed class MmStruct
         {
             lock (_ptl)
             {
-                if (PageTable.TryLookup(addr, out var pte, out var level) && (!write || pte.Writable))
+                if (PageTable.TryLookup(addr, out var pte, out var level) && pte.UserAccessible && (!write || pte.Writable))
                 {
                     var mask = (1UL << PageTable.LevelShift(level)) - 1;
                     phys = (pte.Pfn << Geometry.PageShift) + (addr & mask);

@@ -10,6 +10,11 @@ internal enum PteFlags : byte
     /// <summary>pte_special: a raw pfn with no struct page behind it (VM_PFNMAP).</summary>
     Special = 4,
     Dirty = 8,
+    /// <summary>
+    /// pte_protnone: kept for the kernel (the page stays mapped and allocated) but inaccessible to
+    /// user space, as x86's _PAGE_PROTNONE for a PROT_NONE VMA.
+    /// </summary>
+    ProtNone = 16,
 }
 
 /// <summary>
@@ -24,6 +29,7 @@ internal struct Pte
 
     public readonly bool Present => (Flags & PteFlags.Present) != 0;
     public readonly bool Writable => (Flags & PteFlags.Write) != 0;
+    public readonly bool UserAccessible => (Flags & PteFlags.ProtNone) == 0;
 }
 
 /// <summary>
