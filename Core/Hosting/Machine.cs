@@ -115,6 +115,17 @@ public sealed class Machine
             }
         }
 
+        // The buddy allocator would hand out the pages of an overlap twice.
+        var sorted = spec.Ram.OrderBy(r => r.Start).ToList();
+        for (var i = 1; i < sorted.Count; i++)
+        {
+            if (sorted[i].Start < sorted[i - 1].Start + sorted[i - 1].Size)
+            {
+                throw new System.IO.InvalidDataException(
+                    $"{spec.Name}: RAM range 0x{sorted[i].Start:x}+0x{sorted[i].Size:x} overlaps 0x{sorted[i - 1].Start:x}+0x{sorted[i - 1].Size:x}");
+            }
+        }
+
         var machine = new Machine(spec, geometry, plugins);
         if ((machine.IommuPageSizeBitmap & ~machine.IoPageTableFormat.PageSizeBitmap) != 0 || machine.IommuPageSizeBitmap == 0)
         {

@@ -148,6 +148,8 @@ public sealed record DeviceSpec
     public IReadOnlyList<MmioSpec> Mmio { get; init; } = [];
 
     /// <summary>Everything the bus plugin reads (config space layout, capabilities, ...).</summary>
+    /// <remarks>Absent in the JSON, it stays undefined and is left out of <see cref="MachineSpec.ToJson"/> (an undefined element cannot be written).</remarks>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public JsonElement Properties { get; init; }
 }
 
