@@ -10,5 +10,6 @@ internal static class CliCommands
         yield return MachineCommand.Create();
         yield return UapiCommand.Create();
         yield return PluginsCommand.Create();
+        yield return RunCommand.Create();
     }
 }
