@@ -130,8 +130,7 @@ public sealed class MmStruct
         while (true)
         {
             var locked = Interlocked.Read(ref _lockedVm);
-            var limitPages = MemlockLimit == ulong.MaxValue ? long.MaxValue : (long)(MemlockLimit >> Geometry.PageShift);
-            if (!CapIpcLock && (npages > limitPages || locked > limitPages - npages))
+            if (!MemlockAllows(npages, locked))
             {
                 return Errno.ENOMEM;
             }
@@ -141,6 +140,13 @@ public sealed class MmStruct
                 return KResult.Ok;
             }
         }
+    }
+
+    // Whether locked + npages stays within RLIMIT_MEMLOCK, or the task has CAP_IPC_LOCK.
+    private bool MemlockAllows(long npages, long locked)
+    {
+        var limitPages = MemlockLimit == ulong.MaxValue ? long.MaxValue : (long)(MemlockLimit >> Geometry.PageShift);
+        return CapIpcLock || (npages <= limitPages && locked <= limitPages - npages);
     }
 
     // ---------------------------------------------------------------- mmap
@@ -220,6 +226,12 @@ public sealed class MmStruct
         var locked = (flags & MapFlags.Locked) != 0;
         if (locked)
         {
+            // can_do_mlock(), as do_mmap() checks it for MAP_LOCKED.
+            if (MemlockLimit == 0 && !CapIpcLock)
+            {
+                return Errno.EPERM;
+            }
+
             vmFlags |= VmFlags.Locked;
         }
 
@@ -286,6 +298,14 @@ public sealed class MmStruct
                     UndoLockedAccount(locked, length);
                     return result.Error;
                 }
+            }
+
+            if (locked && NeverMlocked(vma))
+            {
+                // As mmap_region(): VM_LOCKED is dropped (and not counted) for hugetlb and for
+                // what the driver's mmap made VM_SPECIAL.
+                vma.Flags &= ~VmFlags.Locked;
+                UndoLockedAccount(locked, length);
             }
 
             Insert(vma);
@@ -376,8 +396,9 @@ public sealed class MmStruct
 
     private void Populate(Vma vma, ulong start, ulong end)
     {
-        // Like populate_vma_page_range(): a PROT_NONE VMA is not faulted in (GUP refuses it).
-        if ((vma.Flags & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) == 0)
+        // Like __mm_populate(), which skips VM_IO/VM_PFNMAP VMAs (their driver maps on fault), and
+        // populate_vma_page_range(), where GUP refuses a PROT_NONE VMA.
+        if (vma.IsPfnMap || (vma.Flags & (VmFlags.Read | VmFlags.Write | VmFlags.Exec)) == 0)
         {
             return;
         }
@@ -427,17 +448,9 @@ public sealed class MmStruct
     {
         var end = addr + length;
         var victims = Overlapping(addr, end).ToList();
-        // Like __split_vma() for hugetlb: a split must fall on a huge page boundary.
-        foreach (var v in victims)
+        if (!HugetlbMaySplit(victims, addr, end))
         {
-            if (v.HugetlbShift != 0)
-            {
-                var mask = (1UL << v.HugetlbShift) - 1;
-                if ((v.Start < addr && (addr & mask) != 0) || (v.End > end && (end & mask) != 0))
-                {
-                    return Errno.EINVAL;
-                }
-            }
+            return Errno.EINVAL;
         }
 
         foreach (var v in victims)
@@ -457,6 +470,25 @@ public sealed class MmStruct
         }
 
         return KResult.Ok;
+    }
+
+    // Like hugetlb_vm_op_split() (may_split, checked by __split_vma()): a hugetlb VMA splits only
+    // on a huge page boundary. Checked before anything changes, so a refused call changes nothing.
+    private static bool HugetlbMaySplit(List<Vma> vmas, ulong start, ulong end)
+    {
+        foreach (var v in vmas)
+        {
+            if (v.HugetlbShift != 0)
+            {
+                var mask = (1UL << v.HugetlbShift) - 1;
+                if ((v.Start < start && (start & mask) != 0) || (v.End > end && (end & mask) != 0))
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
     }
 
     // Splits vma at addr; returns the upper part (the lower part keeps the original object).
@@ -546,6 +578,11 @@ public sealed class MmStruct
                 return Errno.EACCES;
             }
 
+            if (!HugetlbMaySplit(vmas, addr, end))
+            {
+                return Errno.EINVAL;
+            }
+
             foreach (var v in IsolateRange(vmas, addr, end))
             {
                 v.Flags = (v.Flags & ~(VmFlags.Read | VmFlags.Write | VmFlags.Exec)) | newFlags;
@@ -598,18 +635,31 @@ public sealed class MmStruct
 
             if (advice == KernelModel.Madvise.DontNeed)
             {
-                // Like madvise_dontneed_free_valid_vma(): not for locked, pfnmap or hugetlb-misaligned ranges.
-                if (vmas.Any(v => (v.Flags & (VmFlags.Locked | VmFlags.PfnMap)) != 0))
+                // Like madvise_dontneed_free_valid_vma(): not for locked or pfnmap VMAs; in a hugetlb
+                // VMA the start must be huge-page aligned and the end is aligned down.
+                if (vmas.Any(v => (v.Flags & (VmFlags.Locked | VmFlags.PfnMap)) != 0
+                    || (v.HugetlbShift != 0 && (Math.Max(v.Start, addr) & ((1UL << v.HugetlbShift) - 1)) != 0)))
                 {
                     return Errno.EINVAL;
                 }
 
                 foreach (var v in vmas)
                 {
-                    ZapVmaRange(v, Math.Max(v.Start, addr), Math.Min(v.End, end));
+                    var zapEnd = Math.Min(v.End, end);
+                    if (v.HugetlbShift != 0)
+                    {
+                        zapEnd &= ~((1UL << v.HugetlbShift) - 1);
+                    }
+
+                    ZapVmaRange(v, Math.Max(v.Start, addr), zapEnd);
                 }
 
                 return KResult.Ok;
+            }
+
+            if (!HugetlbMaySplit(vmas, addr, end))
+            {
+                return Errno.EINVAL;
             }
 
             foreach (var v in IsolateRange(vmas, addr, end))
@@ -671,15 +721,27 @@ public sealed class MmStruct
                 return Errno.ENOMEM;
             }
 
-            // Only pages not already locked count against the limit, as in do_mlock().
+            // As do_mlock(): the whole range counts against the limit, less what is already locked
+            // in it; but, as mlock_fixup(), hugetlb and VM_SPECIAL VMAs are neither flagged nor
+            // counted in locked_vm (nor split).
+            long unlocked = 0;
             long delta = 0;
+            var changing = new List<Vma>(vmas.Count);
             foreach (var v in vmas)
             {
-                var overlap = (Math.Min(v.End, end) - Math.Max(v.Start, start)) >> Geometry.PageShift;
-                if (((v.Flags & VmFlags.Locked) != 0) != lockIt)
+                var overlap = (long)((Math.Min(v.End, end) - Math.Max(v.Start, start)) >> Geometry.PageShift);
+                var isLocked = (v.Flags & VmFlags.Locked) != 0;
+                unlocked += isLocked ? 0 : overlap;
+                if (isLocked != lockIt && !NeverMlocked(v))
                 {
-                    delta += (long)overlap;
+                    delta += overlap;
+                    changing.Add(v);
                 }
+            }
+
+            if (lockIt && !MemlockAllows(unlocked, LockedVm))
+            {
+                return Errno.ENOMEM;
             }
 
             var account = AccountLockedVm(delta, lockIt);
@@ -688,12 +750,17 @@ public sealed class MmStruct
                 return account;
             }
 
-            foreach (var v in IsolateRange(vmas, start, end))
+            foreach (var v in IsolateRange(changing, start, end))
             {
                 v.Flags = lockIt ? v.Flags | VmFlags.Locked : v.Flags & ~VmFlags.Locked;
-                if (lockIt)
+            }
+
+            if (lockIt)
+            {
+                // __mm_populate(): hugetlb included, VM_IO/VM_PFNMAP skipped (see Populate).
+                foreach (var v in Overlapping(start, end).ToList())
                 {
-                    Populate(v, v.Start, v.End);
+                    Populate(v, Math.Max(v.Start, start), Math.Min(v.End, end));
                 }
             }
 
@@ -704,6 +771,10 @@ public sealed class MmStruct
             MmapLock.ExitWriteLock();
         }
     }
+
+    // VMAs that mlock and MAP_LOCKED leave unlocked: hugetlb and VM_SPECIAL (pfnmap, I/O).
+    private static bool NeverMlocked(Vma vma) =>
+        vma.HugetlbShift != 0 || (vma.Flags & (VmFlags.Io | VmFlags.PfnMap | VmFlags.DontExpand)) != 0;
 
     // The VMAs that cover [start, end) completely, or null if there is a hole.
     private List<Vma>? RequireCovered(ulong start, ulong end)

@@ -95,6 +95,89 @@ public class HugePageTests : MachineTestBase
         Assert.Equal(9, process.FolioAt(va).Order);
     }
 
+    public static TheoryData<string, Func<UserProcess, ulong, int>> SplittingCallsInsideHugePage => new()
+    {
+        { "mprotect", (p, va) => p.Mprotect(va + K4, K4, Prot.Read) },
+        { "mprotect to middle", (p, va) => p.Mprotect(va, M1, Prot.Read) },
+        { "madvise hugepage", (p, va) => p.Madvise(va + K4, K4, Madvise.HugePage) },
+        { "madvise dontneed, unaligned start", (p, va) => p.Madvise(va + K4, M2, Madvise.DontNeed) },
+    };
+
+    [Theory]
+    [MemberData(nameof(SplittingCallsInsideHugePage))]
+    public void SplittingCall_InsideHugeTlbPage_ReturnsEinvalAndKeepsTheHugeMapping(string what, Func<UserProcess, ulong, int> call)
+    {
+        var (_, process) = CreateSut();
+        var va = process.MustMmap(2 * M2, flags: HugeTlb2M | MapFlags.Populate);
+        var folio = process.FolioAt(va);
+
+        var result = call(process, va);
+
+        Assert.True(result == -(int)Errno.EINVAL, $"{what}: {result}");
+        var vma = Assert.Single(process.Mm.Vmas);
+        Assert.Equal((va, va + 2 * M2, VmFlags.None), (vma.Start, vma.End, vma.Flags & (VmFlags.Locked | VmFlags.HugePage)));
+        Assert.Equal(1, process.Leaf(va + K4).Level);
+        Assert.Equal(1L, folio.RefCount);
+        Assert.Equal(0, process.Mm.LockedVm);
+    }
+
+    [Fact]
+    public void Mlock_InsideHugeTlbPage_SucceedsWithoutLockingSplittingOrCounting()
+    {
+        var (_, process) = CreateSut();
+        var va = process.MustMmap(2 * M2, flags: HugeTlb2M);
+
+        // mlock_fixup() leaves hugetlb VMAs alone; __mm_populate() still faults them in.
+        var result = process.Mlock(va + M1, K4);
+
+        Assert.Equal(0, result);
+        var vma = Assert.Single(process.Mm.Vmas);
+        Assert.Equal(VmFlags.None, vma.Flags & VmFlags.Locked);
+        Assert.Equal(0, process.Mm.LockedVm);
+        Assert.Equal(1, process.Leaf(va).Level);
+        Assert.False(process.IsMapped(va + M2));
+    }
+
+    [Fact]
+    public void Mmap_HugeTlbMapLocked_IsNotLockedOrCounted()
+    {
+        var (_, process) = CreateSut();
+
+        var va = process.MustMmap(M2, flags: HugeTlb2M | MapFlags.Locked);
+
+        Assert.Equal(VmFlags.None, Assert.Single(process.Mm.Vmas).Flags & VmFlags.Locked);
+        Assert.Equal(0, process.Mm.LockedVm);
+        Assert.Equal(1, process.Leaf(va).Level);
+    }
+
+    [Fact]
+    public void Mprotect_HugeTlbOnHugeBoundary_SplitsVmaAndKeepsHugeLeaves()
+    {
+        var (_, process) = CreateSut();
+        var va = process.MustMmap(2 * M2, flags: HugeTlb2M | MapFlags.Populate);
+
+        var result = process.Mprotect(va + M2, M2, Prot.Read);
+
+        Assert.Equal(0, result);
+        Assert.Equal(2, process.Mm.Vmas.Count);
+        Assert.Equal((1, true), (process.Leaf(va).Level, process.Leaf(va).Pte.Writable));
+        Assert.Equal((1, false), (process.Leaf(va + M2).Level, process.Leaf(va + M2).Pte.Writable));
+    }
+
+    [Fact]
+    public void Madvise_DontNeedHugeTlbShortOfAHugePage_ZapsNothing()
+    {
+        var (_, process) = CreateSut();
+        var va = process.MustMmap(2 * M2, flags: HugeTlb2M | MapFlags.Populate);
+
+        // madvise_dontneed_free_valid_vma(): the end is aligned down to the huge page size.
+        var result = process.Madvise(va, M2 + M1, Madvise.DontNeed);
+
+        Assert.Equal(0, result);
+        Assert.False(process.IsMapped(va));
+        Assert.Equal(1, process.Leaf(va + M2).Level);
+    }
+
     [Fact]
     public void HugeTlb_Ppc64DefaultSize_Is16MiBFolioOfOrder8()
     {

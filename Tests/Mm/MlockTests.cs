@@ -154,6 +154,55 @@ public class MlockTests : MachineTestBase
         Assert.Equal(4, process.Mm.RssPages);
     }
 
+    [Fact]
+    public void Mlock_HugeTlbRangeBeyondLimit_StillReturnsEnomem()
+    {
+        var (_, process) = CreateSut();
+        var va = process.MustMmap(M2, flags: AnonPrivate | MapFlags.HugeTlb);
+
+        // do_mlock() checks the whole length against the limit before mlock_fixup() skips hugetlb.
+        Assert.Equal(-(int)Errno.ENOMEM, process.Mlock(va, M2));
+        Assert.False(process.IsMapped(va));
+    }
+
+    [Fact]
+    public void Mlock_PfnmapVma_NeitherFlaggedCountedNorFaultedIn()
+    {
+        var (machine, process) = CreateSut();
+        Assert.True(machine.TryGetDevice("0000:02:00.0", out var gpu));
+        var device = new MmioTestFile(machine, gpu.Mmio[0]);
+        var va = process.MustMmap(4 * K4, Rw, MapFlags.Shared, process.Open(MmioTestFile.Path));
+
+        var result = process.Mlock(va, 4 * K4);
+
+        Assert.Equal(0, result);
+        Assert.Equal(0, process.Mm.LockedVm);
+        Assert.Equal(VmFlags.None, Assert.Single(process.Mm.Vmas).Flags & VmFlags.Locked);
+        Assert.Equal(0, device.Faults);
+    }
+
+    [Fact]
+    public void Mmap_PopulateOnPfnmapVma_LeavesFaultingToTheDriver()
+    {
+        var (machine, process) = CreateSut();
+        Assert.True(machine.TryGetDevice("0000:02:00.0", out var gpu));
+        var device = new MmioTestFile(machine, gpu.Mmio[0]);
+
+        var va = process.MustMmap(4 * K4, Rw, MapFlags.Shared | MapFlags.Populate, process.Open(MmioTestFile.Path));
+
+        Assert.Equal(0, device.Faults);
+        Assert.False(process.IsMapped(va));
+    }
+
+    [Fact]
+    public void Mmap_MapLockedWithZeroLimit_ReturnsEperm()
+    {
+        var (_, process) = CreateSut(memlock: 0);
+
+        Assert.Equal(-(long)Errno.EPERM, process.Mmap(0, K4, Rw, AnonPrivate | MapFlags.Locked));
+        Assert.Empty(process.Mm.Vmas);
+    }
+
     // ---------------------------------------------------------------- __account_locked_vm
 
     public static TheoryData<long, long, bool, Errno, long> AccountCases => new()
