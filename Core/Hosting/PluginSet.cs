@@ -56,6 +56,16 @@ public sealed class PluginSet
     /// <summary>Plugins that failed to load, each with the reason.</summary>
     public IReadOnlyList<string> Errors { get; }
 
+    /// <summary>
+    /// The plugins of one origin, with the same errors: e.g. an external directory's plugins on
+    /// their own, so that a machine proves them without the in-tree backends taking precedence.
+    /// </summary>
+    public PluginSet From(PluginOrigin origin) => new(
+        [.. BusTypes.Where(p => p.Origin == origin)],
+        [.. BusDrivers.Where(p => p.Origin == origin)],
+        [.. IommuBackends.Where(p => p.Origin == origin)],
+        [.. Errors]);
+
     /// <summary>Composes the in-tree plugins and, if given, every assembly in <paramref name="externalDirectory"/>.</summary>
     public static PluginSet Load(string? externalDirectory)
     {
@@ -70,13 +80,14 @@ public sealed class PluginSet
             }
         }
 
-        if (externalDirectory is not null)
+        var errors = new List<string>();
+        if (externalDirectory is not null && !Directory.Exists(externalDirectory))
         {
-            if (!Directory.Exists(externalDirectory))
-            {
-                return new PluginSet([], [], [], [$"plugin directory '{externalDirectory}' does not exist"]);
-            }
-
+            // A missing directory is one more plugin that failed to load: the in-tree ones still do.
+            errors.Add($"plugin directory '{externalDirectory}' does not exist");
+        }
+        else if (externalDirectory is not null)
+        {
             foreach (var path in Directory.EnumerateFiles(externalDirectory, "*.dll").Order(StringComparer.Ordinal))
             {
                 var full = Path.GetFullPath(path);
@@ -92,7 +103,6 @@ public sealed class PluginSet
         var busTypes = new List<PluginInfo<IBusType>>();
         var drivers = new List<PluginInfo<IVfioBusDriver>>();
         var backends = new List<PluginInfo<IVfioIommuBackend>>();
-        var errors = new List<string>();
         foreach (var (load, path, origin) in assemblies)
         {
             try
