@@ -178,13 +178,15 @@ internal sealed class VfioGroupFile : FileOperations
     private const uint FlagsViable = 1;
     private const uint FlagsContainerSet = 2;
 
-    // Like vfio_group_fops_open(): one opener at a time.
+    // Like vfio_group_fops_open() (v5.10): one opener at a time, and none while a container set
+    // by a previous opener is still in use (by device fds or notifier registrations that outlived
+    // its close); otherwise the new opener could UNSET it under their feet.
     public override KResult Open(File file)
     {
         var group = (VfioGroup)file.PrivateData!;
         lock (group.GroupLock)
         {
-            if (group.Opened)
+            if (group.Opened || group.Container is not null)
             {
                 return Errno.EBUSY;
             }
