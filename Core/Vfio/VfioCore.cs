@@ -7,8 +7,10 @@ namespace KernelModel.Vfio;
 /// <summary>
 /// The vfio core of a machine: registered devices, groups (/dev/vfio/N), containers
 /// (/dev/vfio/vfio) and the IOMMU backends they may use.
-/// <para>Lock order: the core's lock is taken alone and never held across a call into a driver
-/// or a backend; a group's lock (group_lock) may be held across backend attach/detach.</para>
+/// <para>Lock order: core lock → group_lock → container lock. The core's lock guards the device
+/// and group tables and may nest a group's lock (its device list), never the reverse; it is never
+/// held across a call into a driver or a backend. A group's lock may be held across backend
+/// attach/detach.</para>
 /// </summary>
 public sealed class VfioCore
 {
@@ -77,6 +79,7 @@ public sealed class VfioCore
             group.AddDevice(device);
             _devices.Add(device);
             device.Core = this;
+            device.VfioGroup = group;
             device.IsRegistered = true;
             device.Get();
         }
@@ -87,9 +90,10 @@ public sealed class VfioCore
     }
 
     /// <summary>
-    /// vfio_unregister_group_dev(): while fds remain open the driver's request op is called and the
-    /// unregistration completes when the last fd closes (the kernel would block here; the model
-    /// defers). New opens fail with ENODEV from the start.
+    /// vfio_unregister_group_dev(): while anything but the registration holds a reference (an open
+    /// fd, a backend that looked the device up from a VMA) the driver's request op is called, and
+    /// the unregistration completes when that last reference is put (the kernel would block here;
+    /// the model defers). New opens fail with ENODEV from the start.
     /// </summary>
     public void UnregisterDevice(VfioDevice device)
     {
@@ -99,7 +103,7 @@ public sealed class VfioCore
         }
 
         device.IsUnregistering = true;
-        if (device.OpenCount > 0)
+        if (device.RefCount > 1)
         {
             device.Request(device.RequestCount++);
             return;
@@ -108,10 +112,16 @@ public sealed class VfioCore
         CompleteUnregister(device);
     }
 
-    private void CompleteUnregister(VfioDevice device)
+    // Called with only the registration's reference left; idempotent, since racing puts may both see it.
+    internal void CompleteUnregister(VfioDevice device)
     {
         lock (_lock)
         {
+            if (!device.IsRegistered)
+            {
+                return;
+            }
+
             _devices.Remove(device);
             if (device.Group is { } iommuGroup && _groups.TryGetValue(iommuGroup.Id.Value, out var group))
             {
@@ -164,27 +174,16 @@ public sealed class VfioCore
         }
     }
 
+    // Through the device's own group, not a lookup by number: a container user taken before the
+    // device was unregistered must be put on the same group even after it left the table.
     internal bool TryAddContainerUser(VfioDevice device) =>
-        device.Group is { } g && TryGetGroup(g.Id, out var group) && group.TryAddContainerUser();
+        device.IsRegistered && device.VfioGroup is { } group && group.TryAddContainerUser();
 
-    internal void PutContainerUser(VfioDevice device)
-    {
-        if (device.Group is { } g && TryGetGroup(g.Id, out var group))
-        {
-            group.PutContainerUser();
-        }
-    }
+    internal void PutContainerUser(VfioDevice device) => device.VfioGroup?.PutContainerUser();
 
     internal void OnDeviceOpened(VfioDevice device) => SetDmaHeld(device, true);
 
-    internal void OnDeviceReleased(VfioDevice device)
-    {
-        SetDmaHeld(device, false);
-        if (device.IsUnregistering)
-        {
-            CompleteUnregister(device);
-        }
-    }
+    internal void OnDeviceReleased(VfioDevice device) => SetDmaHeld(device, false);
 
     private static void SetDmaHeld(VfioDevice device, bool held)
     {

@@ -50,6 +50,9 @@ public abstract class VfioDevice
     /// <summary>How many device fds are open (open_count).</summary>
     public int OpenCount => Volatile.Read(ref _openCount);
 
+    /// <summary>The vfio group it was registered into (device->group); kept after unregistration for late container-user puts.</summary>
+    internal VfioGroup? VfioGroup { get; set; }
+
     /// <summary>The device's inode: every fd of the device has it, so they share one address space.</summary>
     internal Inode Inode { get; }
 
@@ -155,9 +158,17 @@ public abstract class VfioDevice
     /// <summary>vfio_device_put(): drops a reference; a pending unregistration may complete.</summary>
     public void Put()
     {
-        if (Interlocked.Decrement(ref _refCount) < 0)
+        var left = Interlocked.Decrement(ref _refCount);
+        if (left < 0)
         {
             throw new InvalidOperationException($"vfio device {Name} refcount underflow");
+        }
+
+        // Like vfio_device_put() completing device->comp for vfio_unregister_group_dev(): once only
+        // the registration's reference is left, a pending unregistration finishes.
+        if (left == 1 && IsUnregistering)
+        {
+            Core?.CompleteUnregister(this);
         }
     }
 
