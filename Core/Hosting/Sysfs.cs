@@ -14,7 +14,10 @@ public sealed class Sysfs
 
     internal Sysfs(Machine machine) => _machine = machine;
 
-    /// <summary>echo DEV &gt; /sys/bus/BUS/drivers/DRIVER/bind. ENODEV: no such device or bus mismatch; EBUSY: already bound.</summary>
+    /// <summary>
+    /// echo DEV &gt; /sys/bus/BUS/drivers/DRIVER/bind. ENODEV: no such device or bus mismatch; EBUSY:
+    /// already bound, or a native driver while a vfio user owns the group's DMA.
+    /// </summary>
     public KResult Bind(string deviceName, string driverName)
     {
         if (!_machine.TryGetDevice(deviceName, out var device))
@@ -35,6 +38,13 @@ public sealed class Sysfs
         var driver = _machine.Plugins.BusDrivers.FirstOrDefault(d => d.Name == driverName);
         if (driver is null)
         {
+            // Like iommu_device_use_default_domain() in really_probe(): a driver that does its own
+            // DMA cannot bind while a vfio user owns the group's DMA.
+            if (device.IommuGroup is { } group && _machine.Vfio.IsDmaOwnerClaimed(group))
+            {
+                return Errno.EBUSY;
+            }
+
             device.DriverName = driverName;
             return KResult.Ok;
         }

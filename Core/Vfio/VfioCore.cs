@@ -158,13 +158,20 @@ public sealed class VfioCore
     }
 
     /// <summary>True when the group is viable: every device in it is bound to a vfio driver or to none.</summary>
-    public bool IsViable(IommuGroup group)
-    {
-        lock (_lock)
-        {
-            return group.Devices.All(d => d.DriverName is null || _devices.Any(v => ReferenceEquals(v.Device, d)));
-        }
-    }
+    /// <remarks>
+    /// Read from the bindings alone, without the core's lock: SET_CONTAINER asks under group_lock,
+    /// which the core's lock nests (see the lock order above). A device bound to a vfio driver
+    /// carries its <see cref="VfioDevice"/> as driver data.
+    /// </remarks>
+    public bool IsViable(IommuGroup group) =>
+        group.Devices.All(d => d.DriverName is null || d.DriverData is VfioDevice);
+
+    /// <summary>
+    /// True while a vfio user owns the DMA of <paramref name="group"/>: its vfio group is set to a
+    /// container (iommu_group_claim_dma_owner() at SET_CONTAINER). No native driver may bind then.
+    /// </summary>
+    internal bool IsDmaOwnerClaimed(IommuGroup group) =>
+        TryGetGroup(group.Id, out var vfioGroup) && vfioGroup.HasContainer;
 
     internal bool TryGetGroup(IommuGroupId id, out VfioGroup group)
     {

@@ -34,6 +34,17 @@ internal sealed class VfioGroup
 
     public VfioContainer? Container { get; private set; }
 
+    public bool HasContainer
+    {
+        get
+        {
+            lock (GroupLock)
+            {
+                return Container is not null;
+            }
+        }
+    }
+
     public int ContainerUsers { get; private set; }
 
     public int DeviceCount
