@@ -157,6 +157,19 @@ public sealed class VfioCore
         return device.Get();
     }
 
+    /// <summary>vfio_file_is_group(): true when <paramref name="file"/> is an open /dev/vfio/N.</summary>
+    public static bool IsGroupFile(File file) => file.Operations is VfioGroupFile;
+
+    /// <summary>
+    /// vfio_file_has_dev(): true when <paramref name="file"/> is an open /dev/vfio/N of the group
+    /// <paramref name="device"/> belongs to — how a bus driver checks that a user proved ownership
+    /// of every device an operation affects (PCI hot reset).
+    /// </summary>
+    public static bool GroupFileHasDevice(File file, VfioDevice device) =>
+        file is { Operations: VfioGroupFile, PrivateData: VfioGroup group }
+        && device.Group is { } iommuGroup
+        && ReferenceEquals(group.IommuGroup, iommuGroup);
+
     /// <summary>True when the group is viable: every device in it is bound to a vfio driver or to none.</summary>
     /// <remarks>
     /// Read from the bindings alone, without the core's lock: SET_CONTAINER asks under group_lock,
