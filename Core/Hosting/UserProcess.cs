@@ -89,6 +89,7 @@ public sealed class UserProcess
         var opened = f.Operations.Open(f);
         if (!opened.IsOk)
         {
+            f.DiscardUnopened();
             return -(long)opened.Error;
         }
 

@@ -106,6 +106,18 @@ public sealed class File
         return this;
     }
 
+    /// <summary>
+    /// Drops the only reference of a file whose open op failed: like do_dentry_open()'s cleanup,
+    /// release is not called for a file that never opened.
+    /// </summary>
+    internal void DiscardUnopened()
+    {
+        if (Interlocked.CompareExchange(ref _refCount, 0, 1) != 1)
+        {
+            throw new InvalidOperationException("discard of a file that is shared");
+        }
+    }
+
     /// <summary>fput(): the last put calls release.</summary>
     public void Put()
     {

@@ -5,6 +5,7 @@ namespace KernelModel.Mm;
 /// <summary>
 /// /dev/mem: maps any physical range as VM_IO|VM_PFNMAP (the "non-VFIO PFNMAP" the type1 backend
 /// must refuse). As with CONFIG_STRICT_DEVMEM, which distributions ship, RAM may not be mapped (EPERM).
+/// Private mappings are allowed, as private_mapping_ok() does on MMU machines.
 /// </summary>
 internal sealed class DevMem(PhysicalMemory phys) : FileOperations
 {
@@ -16,11 +17,6 @@ internal sealed class DevMem(PhysicalMemory phys) : FileOperations
         var shift = phys.Geometry.PageShift;
         var start = vma.PgOff << shift;
         if (vma.PgOff > (ulong.MaxValue >> shift) || start > ulong.MaxValue - vma.Length)
-        {
-            return Errno.EINVAL;
-        }
-
-        if ((vma.Flags & VmFlags.Shared) == 0)
         {
             return Errno.EINVAL;
         }

@@ -114,6 +114,8 @@ public static class Gup
         return pinned > 0 ? pinned : error != Errno.None ? error : Errno.EFAULT;
     }
 
+    // Like check_vma_flags() without FOLL_FORCE: a read pin needs VM_READ itself, not merely an
+    // access the CPU would allow (a write-only mapping cannot be pinned for reading).
     private static Errno CheckVmaFlags(Vma? vma, bool write)
     {
         if (vma is null || vma.IsPfnMap)
@@ -121,7 +123,8 @@ public static class Gup
             return Errno.EFAULT;
         }
 
-        return MmStruct.AccessAllowed(vma, write) ? Errno.None : Errno.EFAULT;
+        var needed = write ? VmFlags.Write : VmFlags.Read;
+        return (vma.Flags & needed) != 0 ? Errno.None : Errno.EFAULT;
     }
 
     private static Errno FaultToErrno(VmFaultResult fault) => fault switch

@@ -79,6 +79,21 @@ public class UserProcessTests : MachineTestBase
     }
 
     [Fact]
+    public void Open_DriverOpenFails_DropsTheFileWithoutCallingRelease()
+    {
+        var (machine, process) = BootAndSpawn();
+        var ops = new FailingOpen();
+        File? created = null;
+        machine.RegisterDevNode("/dev/busy", () => created = new File(ops, new Inode("busy")));
+
+        process.Open("/dev/busy");
+
+        Assert.NotNull(created);
+        Assert.True(created.IsReleased);
+        Assert.Equal(0, ops.Releases);
+    }
+
+    [Fact]
     public void Syscall_ModelThrows_ReturnsEioAndRecordsOops()
     {
         // Booted directly: this test expects an oops, which the base class would reject.
@@ -137,7 +152,11 @@ public class UserProcessTests : MachineTestBase
 
     private sealed class FailingOpen : FileOperations
     {
+        public int Releases { get; private set; }
+
         public override KResult Open(File file) => Errno.EBUSY;
+
+        public override void Release(File file) => Releases++;
     }
 
     private sealed class ThrowingIoctl : FileOperations

@@ -53,6 +53,17 @@ public class DevMemTests : MachineTestBase
     }
 
     [Fact]
+    public void Mmap_PrivateMmioMapping_IsAllowedAsOnMmuMachines()
+    {
+        var (machine, process, fd) = CreateSut();
+        NicBar(machine).Write(0x20, [0x42]);
+
+        var va = process.MustMmap(K4, Prot.Read, MapFlags.Private, fd, NicBar0);
+
+        Assert.Equal([0x42], process.MustRead(va + 0x20, 1));
+    }
+
+    [Fact]
     public void Mmap_Ram_ReturnsEperm()
     {
         var (_, process, fd) = CreateSut();

@@ -42,6 +42,19 @@ public class GupTests : MachineTestBase
     }
 
     [Fact]
+    public void PinUserPages_ReadPinOfWriteOnlyMapping_ReturnsEfault()
+    {
+        var (_, process) = CreateSut();
+        var va = process.MustMmap(K4, Prot.Write, MapFlags.Private | MapFlags.Anonymous | MapFlags.Populate);
+        var runs = new PfnRun[1];
+
+        var result = Pin(process, va, 1, FollFlags.LongTerm, runs, out var nrRuns);
+
+        Assert.Equal(Errno.EFAULT, result.Error);
+        Assert.Equal(0, nrRuns);
+    }
+
+    [Fact]
     public void PinUserPages_PopulatedBasePages_PinsEachPageAndReturnsOneRunPerContiguousStretch()
     {
         var (machine, process) = CreateSut();
