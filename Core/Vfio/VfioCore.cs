@@ -50,6 +50,32 @@ public sealed class VfioCore
     }
 
     /// <summary>
+    /// The IOMMU backend state of the container <paramref name="device"/>'s group is set to
+    /// (device->group->container->iommu_data): how a driver of an emulated device reaches the
+    /// backend's optional <see cref="IVfioIommuEmulatedAccess"/> (detect it with <c>is</c>), the
+    /// model's stand-in for vfio_pin_pages()/vfio_unpin_pages()/vfio_dma_rw() routing through the
+    /// container. False when the group has no container or the container no backend yet. The
+    /// answer holds while the device is open: a group's container cannot change then. Unlike
+    /// vfio_device_container_register(), the core does not register the device with the backend
+    /// at open; the driver calls <see cref="IVfioIommuEmulatedAccess.RegisterDevice"/> itself.
+    /// </summary>
+    public bool TryGetIommuFor(VfioDevice device, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IVfioIommuContainer? iommu)
+    {
+        iommu = null;
+        if (device.Group is not { } iommuGroup || !TryGetGroup(iommuGroup.Id, out var group))
+        {
+            return false;
+        }
+
+        lock (group.GroupLock)
+        {
+            iommu = group.Container?.Iommu;
+        }
+
+        return iommu is not null;
+    }
+
+    /// <summary>
     /// vfio_register_group_dev(): registers a driver's device and returns it, typed. EINVAL when the
     /// device has no IOMMU group; EBUSY when it (or another handle for the same bus device) is
     /// already registered. Creates /dev/vfio/N for the group's first device.

@@ -112,6 +112,14 @@ public abstract class VfioDevice
     /// <summary>Zaps every user mapping of the device in [start, start+length) of its file (0 = to the end).</summary>
     public void UnmapMappingRange(ulong start, ulong length) => Mapping.UnmapMappingRange(start, length);
 
+    /// <summary>
+    /// Calls the driver's <see cref="DmaUnmap"/>, as vfio_notify_dma_unmap() calls
+    /// device->ops->dma_unmap: how an IOMMU backend (a plugin, which cannot reach the protected
+    /// operation) tells an emulated device that [iova, iova+length) is being unmapped. The driver
+    /// must unpin every page it pinned in that range before it returns.
+    /// </summary>
+    public void NotifyDmaUnmap(Iova iova, ulong length) => DmaUnmap(iova, length);
+
     /// <summary>Calls the device notifier chain with <see cref="VfioDeviceEvent.Release"/> (RFC 07/10).</summary>
     protected NotifyResult NotifyRelease() => _notifier.CallChain((ulong)VfioDeviceEvent.Release, this);
 
