@@ -1,4 +1,5 @@
 using KernelModel.Kernel;
+using KernelModel.Uapi;
 using KernelModel.Vfio;
 
 namespace KernelModel.Iommu.Type1;
@@ -9,7 +10,13 @@ namespace KernelModel.Iommu.Type1;
 /// maps VM_PFNMAP memory only when it is an opted-in vfio device's, and drops those mappings when
 /// the device is released.
 /// </summary>
-[VfioIommuBackend("vfio-iommu-type1", Extensions = new ulong[] { Type1Abi.TYPE1_IOMMU, Type1Abi.TYPE1v2_IOMMU, Type1Abi.DMA_CC_IOMMU, Type1Abi.UNMAP_ALL, Type1Abi.UPDATE_VADDR })]
+[VfioIommuBackend(
+    "vfio-iommu-type1",
+    Extensions = new ulong[]
+    {
+        VfioUapi.VFIO_TYPE1_IOMMU, VfioUapi.VFIO_TYPE1v2_IOMMU, VfioUapi.VFIO_DMA_CC_IOMMU,
+        VfioUapi.VFIO_UNMAP_ALL, VfioUapi.VFIO_UPDATE_VADDR,
+    })]
 public sealed class Type1Backend : IVfioIommuBackend
 {
     /// <inheritdoc />
@@ -23,8 +30,8 @@ public sealed class Type1Backend : IVfioIommuBackend
     /// <remarks>Like vfio_iommu_type1_open(): v1 or v2 per-container state.</remarks>
     public KResult<IVfioIommuContainer> Open(VfioIommuContext context, ulong type) => type switch
     {
-        Type1Abi.TYPE1_IOMMU => KResult<IVfioIommuContainer>.Success(new Type1Container(context, v2: false)),
-        Type1Abi.TYPE1v2_IOMMU => KResult<IVfioIommuContainer>.Success(new Type1Container(context, v2: true)),
+        VfioUapi.VFIO_TYPE1_IOMMU => KResult<IVfioIommuContainer>.Success(new Type1Container(context, v2: false)),
+        VfioUapi.VFIO_TYPE1v2_IOMMU => KResult<IVfioIommuContainer>.Success(new Type1Container(context, v2: true)),
         _ => KResult<IVfioIommuContainer>.Fail(Errno.EINVAL),
     };
 }

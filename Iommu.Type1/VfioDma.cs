@@ -9,19 +9,26 @@ namespace KernelModel.Iommu.Type1;
 /// [Vaddr, Vaddr + Size) of the mapping process. <see cref="Size"/> grows as the map path pins and
 /// maps, so on failure exactly the mapped part is torn down.
 /// </summary>
-internal sealed class VfioDma(ulong iova, ulong vaddr, IommuProt prot, MmStruct mm)
+/// <remarks>
+/// Entries are recycled through the container's free list (<see cref="Reset"/>), so a steady state of
+/// MAP_DMA/UNMAP_DMA allocates nothing; the kernel kzalloc()s one per map.
+/// </remarks>
+internal sealed class VfioDma
 {
-    public ulong Iova { get; } = iova;
+    public ulong Iova { get; private set; }
 
-    public ulong Vaddr { get; set; } = vaddr;
+    public ulong Vaddr { get; set; }
 
     /// <summary>Bytes mapped so far (the full size once the map completed).</summary>
     public ulong Size { get; set; }
 
-    public IommuProt Prot { get; } = prot;
+    public IommuProt Prot { get; private set; }
 
     /// <summary>The mm whose pages are pinned and whose locked_vm is charged (dma->mm).</summary>
-    public MmStruct Mm { get; } = mm;
+    public MmStruct Mm { get; private set; } = null!;
+
+    /// <summary>dma->iommu_mapped: the pages are pinned and mapped into the container's domains.</summary>
+    public bool IommuMapped { get; set; }
 
     /// <summary>VFIO_DMA_UNMAP_FLAG_VADDR was applied: the vaddr is stale until MAP_DMA with FLAG_VADDR.</summary>
     public bool VaddrInvalid { get; set; }
@@ -34,6 +41,20 @@ internal sealed class VfioDma(ulong iova, ulong vaddr, IommuProt prot, MmStruct 
 
     /// <summary>The last IOVA (inclusive); meaningful when Size is non-zero. Never overflows: map checked iova + size - 1.</summary>
     public ulong Last => Iova + (Size - 1);
+
+    /// <summary>Sets the entry up for a new mapping, as vfio_dma_do_map() fills a fresh vfio_dma.</summary>
+    public void Reset(ulong iova, ulong vaddr, IommuProt prot, MmStruct mm)
+    {
+        Iova = iova;
+        Vaddr = vaddr;
+        Prot = prot;
+        Mm = mm;
+        Size = 0;
+        IommuMapped = false;
+        VaddrInvalid = false;
+        Pfnmap = null;
+        DirtyBitmap = null;
+    }
 
     public override string ToString() => $"dma iova 0x{Iova:x} size 0x{Size:x} vaddr 0x{Vaddr:x}";
 }

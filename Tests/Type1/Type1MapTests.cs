@@ -266,4 +266,33 @@ public sealed class Type1MapTests
         Assert.Equal((1UL << 48) - 1, BinaryPrimitives.ReadUInt64LittleEndian(info.AsSpan(range + 40)));
         sut.AssertClean();
     }
+
+    [Fact]
+    public void GetInfo_CapabilityChain_PackedBackToBackAsVfioInfoCapAdd()
+    {
+        var sut = Type1Sut.Create();
+        sut.Setup();
+        var info = new byte[256];
+        BinaryPrimitives.WriteUInt32LittleEndian(info, (uint)info.Length);
+
+        Assert.Equal(0, sut.Process.Ioctl(sut.Container, Type1Sut.GetInfo, info));
+
+        // vfio_info_cap_add() appends each capability at its sizeof, without padding: MIGRATION
+        // (32 bytes) at 24, DMA_AVAIL (12) at 56, so IOVA_RANGE starts at 68, 4-byte aligned only.
+        Assert.Equal(24u, BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(16)));
+        Assert.Equal((ushort)2, BinaryPrimitives.ReadUInt16LittleEndian(info.AsSpan(24)));
+        Assert.Equal(56u, BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(24 + 4)));
+        Assert.Equal((ushort)3, BinaryPrimitives.ReadUInt16LittleEndian(info.AsSpan(56)));
+        Assert.Equal(68u, BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(56 + 4)));
+        Assert.Equal((ushort)1, BinaryPrimitives.ReadUInt16LittleEndian(info.AsSpan(68)));
+        Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(68 + 4)));
+        Assert.Equal(4096UL, BinaryPrimitives.ReadUInt64LittleEndian(info.AsSpan(24 + 16)));
+
+        // What a caller with too short a buffer is told to allocate: the same packed size.
+        var probe = new byte[24];
+        BinaryPrimitives.WriteUInt32LittleEndian(probe, 24);
+        Assert.Equal(0, sut.Process.Ioctl(sut.Container, Type1Sut.GetInfo, probe));
+        Assert.Equal(24u + 32 + 12 + 16 + (2 * 16), BinaryPrimitives.ReadUInt32LittleEndian(probe));
+        sut.AssertClean();
+    }
 }

@@ -98,6 +98,19 @@ public sealed class Type1UnmapAndPfnmapTests
         sut.AssertClean();
     }
 
+    [Fact]
+    public void DirtyPages_V1Container_ReturnsEacces()
+    {
+        var sut = Type1Sut.Create();
+        sut.Setup(type: 1);
+        var start = new byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(start, 8);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(start.AsSpan(4), 1);
+
+        Assert.Equal(-(long)Errno.EACCES, sut.Process.Ioctl(sut.Container, Type1Sut.DirtyPages, start));
+        sut.AssertClean();
+    }
+
     // ------------------------------------------------------------ the seed scenario
 
     private static (Type1Sut Sut, int GpuFd, ulong BarVa) MapGpuBarForNic(bool strict)

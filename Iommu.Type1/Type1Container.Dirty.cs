@@ -1,0 +1,173 @@
+using KernelModel.Kernel;
+using KernelModel.Uapi;
+
+namespace KernelModel.Iommu.Type1;
+
+/// <summary>
+/// VFIO_IOMMU_DIRTY_PAGES: dirty page tracking with a bitmap per mapping. A group whose devices
+/// DMA through the IOMMU cannot say what they wrote, and every group here is such a group (no
+/// pinned-page dirty scope), so every mapped page reads dirty while tracking is on.
+/// </summary>
+internal sealed partial class Type1Container
+{
+    private static readonly int DirtyMinsz = UapiTable.LayoutOf<VfioIommuType1DirtyBitmap>().OffsetOfEnd("flags");
+
+    // update_user_bitmap(): every page of a mapped dma is dirty while some group can dirty memory unseen.
+    private static bool AllDirty(VfioDma dma) => dma.IommuMapped;
+
+    // Like vfio_iommu_type1_dirty_pages(): v2 only; START/STOP/GET_BITMAP, exactly one at a time.
+    private long DirtyPagesIoctl(IoctlArg arg)
+    {
+        if (!V2)
+        {
+            return -(long)Errno.EACCES;
+        }
+
+        var buf = arg.Buffer;
+        if (!arg.IsBuffer || !UapiStruct.TryCopyFromUser(buf, DirtyMinsz, out VfioIommuType1DirtyBitmap dirty))
+        {
+            return -(long)Errno.EFAULT;
+        }
+
+        const uint start = VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_START;
+        const uint stop = VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP;
+        const uint get = VfioUapi.VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+        var flags = dirty.Flags;
+        if (dirty.Argsz < DirtyMinsz || (flags & ~(start | stop | get)) != 0)
+        {
+            return -(long)Errno.EINVAL;
+        }
+
+        // Exactly one flag (__ffs == __fls); no flag at all is EINVAL too.
+        if (flags == 0 || (flags & (flags - 1)) != 0)
+        {
+            return -(long)Errno.EINVAL;
+        }
+
+        switch (flags)
+        {
+            case start:
+                lock (_lock)
+                {
+                    if (!_dirtyTracking)
+                    {
+                        // vfio_dma_bitmap_alloc_all().
+                        var pgsize = MinPageSize();
+                        foreach (var dma in _dmas)
+                        {
+                            dma.DirtyBitmap = DirtyBitmap.Allocate(dma.Size, pgsize);
+                        }
+
+                        _dirtyTracking = true;
+                    }
+                }
+
+                return 0;
+            case stop:
+                lock (_lock)
+                {
+                    if (_dirtyTracking)
+                    {
+                        _dirtyTracking = false;
+                        foreach (var dma in _dmas)
+                        {
+                            dma.DirtyBitmap = null;
+                        }
+                    }
+                }
+
+                return 0;
+            default:
+                return GetDirtyBitmap(buf, dirty.Argsz);
+        }
+    }
+
+    // The GET_BITMAP part: struct vfio_iommu_type1_dirty_bitmap_get in data[].
+    private long GetDirtyBitmap(Span<byte> buf, uint argsz)
+    {
+        var rangeSize = UapiStruct.SizeOf<VfioIommuType1DirtyBitmapGet>();
+        var dataSize = argsz - (uint)DirtyMinsz;
+        if (dataSize == 0 || dataSize < rangeSize)
+        {
+            return -(long)Errno.EINVAL;
+        }
+
+        if (!UapiStruct.TryRead(UapiStruct.Trailing<VfioIommuType1DirtyBitmap>((ReadOnlySpan<byte>)buf), out VfioIommuType1DirtyBitmapGet range))
+        {
+            return -(long)Errno.EFAULT;
+        }
+
+        if (range.Size == 0)
+        {
+            return -(long)Errno.EINVAL;
+        }
+
+        if (range.Iova > ulong.MaxValue - (range.Size - 1))
+        {
+            return -(long)Errno.EOVERFLOW;
+        }
+
+        if (!DirtyBitmap.AccessOk(range.Bitmap, UserProcess.Current?.Mm))
+        {
+            return -(long)Errno.EINVAL;
+        }
+
+        var verified = DirtyBitmap.VerifySize(range.Bitmap, range.Size);
+        if (!verified.IsOk)
+        {
+            return -(long)verified.Error;
+        }
+
+        lock (_lock)
+        {
+            var pgsize = MinPageSize();
+
+            // Only the smallest supported page size.
+            if (range.Bitmap.Pgsize != pgsize || (range.Iova & (pgsize - 1)) != 0 || (range.Size & (pgsize - 1)) != 0)
+            {
+                return -(long)Errno.EINVAL;
+            }
+
+            if (!_dirtyTracking)
+            {
+                return -(long)Errno.EINVAL;
+            }
+
+            return IovaDirtyBitmap(range.Bitmap, range.Iova, range.Size, pgsize).ToSyscall();
+        }
+    }
+
+    // vfio_iova_dirty_bitmap(): the range must cover whole mappings; each one's bits are copied
+    // out, then its bitmap restarts empty.
+    private KResult IovaDirtyBitmap(in VfioBitmap bitmap, ulong iova, ulong size, ulong pgsize)
+    {
+        var last = iova + (size - 1);
+        var first = FindFirstOverlap(iova, iova);
+        if (first is not null && first.Iova != iova)
+        {
+            return Errno.EINVAL;
+        }
+
+        var tail = FindFirstOverlap(last, last);
+        if (tail is not null && tail.Last != last)
+        {
+            return Errno.EINVAL;
+        }
+
+        var index = FirstOverlapIndex(iova, last);
+        while (index >= 0 && index < _dmas.Count && _dmas[index].Iova <= last)
+        {
+            var dma = _dmas[index];
+            var copied = DirtyBitmap.CopyOut(bitmap, dma, iova, pgsize, AllDirty(dma));
+            if (!copied.IsOk)
+            {
+                return copied;
+            }
+
+            Array.Clear(dma.DirtyBitmap!);
+            index++;
+        }
+
+        return KResult.Ok;
+    }
+}
