@@ -8,7 +8,7 @@ namespace KernelModel.Iommu.Type1;
 /// The type1 IOMMU backend (drivers/vfio/vfio_iommu_type1.c): pins user memory and maps it into the
 /// IOMMU domains of every group in the container. With strict MMIO maps (the machine default) it
 /// maps VM_PFNMAP memory only when it is an opted-in vfio device's, and drops those mappings when
-/// the device is released.
+/// the device is released. Emulated devices pin through <see cref="IVfioIommuEmulatedAccess"/>.
 /// </summary>
 [VfioIommuBackend(
     "vfio-iommu-type1",

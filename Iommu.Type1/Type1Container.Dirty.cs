@@ -1,3 +1,4 @@
+using System.Numerics;
 using KernelModel.Kernel;
 using KernelModel.Uapi;
 
@@ -5,15 +6,16 @@ namespace KernelModel.Iommu.Type1;
 
 /// <summary>
 /// VFIO_IOMMU_DIRTY_PAGES: dirty page tracking with a bitmap per mapping. A group whose devices
-/// DMA through the IOMMU cannot say what they wrote, and every group here is such a group (no
-/// pinned-page dirty scope), so every mapped page reads dirty while tracking is on.
+/// DMA through the IOMMU cannot say what they wrote, so while any such group is outside the
+/// pinned-page dirty scope every mapped page reads dirty; once every group declared its scope by
+/// pinning through <see cref="PinPages"/>, only externally pinned pages and dma_rw writes do.
 /// </summary>
 internal sealed partial class Type1Container
 {
     private static readonly int DirtyMinsz = UapiTable.LayoutOf<VfioIommuType1DirtyBitmap>().OffsetOfEnd("flags");
 
     // update_user_bitmap(): every page of a mapped dma is dirty while some group can dirty memory unseen.
-    private static bool AllDirty(VfioDma dma) => dma.IommuMapped;
+    private bool AllDirty(VfioDma dma) => _numNonPinnedGroups != 0 && dma.IommuMapped;
 
     // Like vfio_iommu_type1_dirty_pages(): v2 only; START/STOP/GET_BITMAP, exactly one at a time.
     private long DirtyPagesIoctl(IoctlArg arg)
@@ -51,11 +53,12 @@ internal sealed partial class Type1Container
                 {
                     if (!_dirtyTracking)
                     {
-                        // vfio_dma_bitmap_alloc_all().
+                        // vfio_dma_bitmap_alloc_all(): what emulated devices hold pinned is dirty from the start.
                         var pgsize = MinPageSize();
                         foreach (var dma in _dmas)
                         {
                             dma.DirtyBitmap = DirtyBitmap.Allocate(dma.Size, pgsize);
+                            PopulateBitmap(dma, pgsize);
                         }
 
                         _dirtyTracking = true;
@@ -138,7 +141,7 @@ internal sealed partial class Type1Container
     }
 
     // vfio_iova_dirty_bitmap(): the range must cover whole mappings; each one's bits are copied
-    // out, then its bitmap restarts empty.
+    // out, then its bitmap restarts from what emulated devices still hold pinned.
     private KResult IovaDirtyBitmap(in VfioBitmap bitmap, ulong iova, ulong size, ulong pgsize)
     {
         var last = iova + (size - 1);
@@ -165,9 +168,38 @@ internal sealed partial class Type1Container
             }
 
             Array.Clear(dma.DirtyBitmap!);
+            PopulateBitmap(dma, pgsize);
             index++;
         }
 
         return KResult.Ok;
+    }
+
+    // vfio_dma_populate_bitmap(): the pages emulated devices hold pinned.
+    private static void PopulateBitmap(VfioDma dma, ulong pgsize)
+    {
+        if (dma.PfnList is not { } list || dma.DirtyBitmap is not { } bits)
+        {
+            return;
+        }
+
+        var shift = BitOperations.TrailingZeroCount(pgsize);
+        foreach (var vpfn in list.Values)
+        {
+            DirtyBitmap.Set(bits, (vpfn.Iova - dma.Iova) >> shift, 1);
+        }
+    }
+
+    // vfio_iommu_populate_bitmap_full(): every page of every mapping.
+    private void PopulateBitmapsFull()
+    {
+        var shift = BitOperations.TrailingZeroCount(MinPageSize());
+        foreach (var dma in _dmas)
+        {
+            if (dma.DirtyBitmap is { } bits)
+            {
+                DirtyBitmap.Set(bits, 0, dma.Size >> shift);
+            }
+        }
     }
 }

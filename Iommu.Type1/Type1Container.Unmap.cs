@@ -3,7 +3,7 @@ using KernelModel.Uapi;
 
 namespace KernelModel.Iommu.Type1;
 
-/// <summary>VFIO_IOMMU_UNMAP_DMA.</summary>
+/// <summary>VFIO_IOMMU_UNMAP_DMA, and telling emulated devices about it.</summary>
 internal sealed partial class Type1Container
 {
     private static readonly int UnmapMinsz = UapiTable.LayoutOf<VfioIommuType1DmaUnmap>().OffsetOfEnd("size");
@@ -73,12 +73,16 @@ internal sealed partial class Type1Container
     /// Like vfio_dma_do_unmap() in current upstream. v2 refuses a range whose start or end falls
     /// inside a mapping; v1 removes whole mappings that start inside the range and stops at one that
     /// starts before it. UNMAP_ALL needs iova and size 0. FLAG_VADDR only invalidates the vaddrs.
+    /// A mapping with external pins is not removed until every emulated device has unpinned: they
+    /// are told (DmaUnmap, with the lock dropped) and the walk starts over, BUG_ON after ten
+    /// retries on the same mapping.
     /// </summary>
     private KResult DoUnmap(uint flags, ulong iova, ulong size, VfioBitmap? bitmap, out ulong unmapped)
     {
         unmapped = 0;
         var unmapAll = (flags & VfioUapi.VFIO_DMA_UNMAP_FLAG_ALL) != 0;
         var invalidateVaddr = (flags & VfioUapi.VFIO_DMA_UNMAP_FLAG_VADDR) != 0;
+        var retry = new ExternalPinRetry();
         lock (_lock)
         {
             var pgsize = MinPageSize();
@@ -118,6 +122,7 @@ internal sealed partial class Type1Container
                 return Errno.EINVAL;
             }
 
+        again:
             if (V2 && !unmapAll)
             {
                 var first = FindFirstOverlap(iova, iova);
@@ -170,6 +175,13 @@ internal sealed partial class Type1Container
                     continue;
                 }
 
+                if (dma.HasExternalPins)
+                {
+                    retry.Count(dma, "vfio_dma_do_unmap");
+                    NotifyDmaUnmap(dma);
+                    goto again;
+                }
+
                 if (bitmap is { } b)
                 {
                     var copied = DirtyBitmap.CopyOut(b, dma, iova, pgsize, AllDirty(dma));
@@ -184,6 +196,37 @@ internal sealed partial class Type1Container
             }
 
             return KResult.Ok;
+        }
+    }
+
+    /// <summary>
+    /// vfio_notify_dma_unmap(): tells every registered emulated device that the whole of
+    /// <paramref name="dma"/> is about to go, so it unpins what it pinned there. Called and returns
+    /// with <c>_lock</c> held, but drops it around the calls (holding the device-list lock
+    /// instead), because the devices unpin through this container.
+    /// </summary>
+    private void NotifyDmaUnmap(VfioDma dma)
+    {
+        if (_devices.Count == 0)
+        {
+            return;
+        }
+
+        var iova = new Iova(dma.Iova);
+        var size = dma.Size;
+        _deviceListLock.Enter();
+        _lock.Exit();
+        try
+        {
+            foreach (var device in _devices)
+            {
+                device.NotifyDmaUnmap(iova, size);
+            }
+        }
+        finally
+        {
+            _deviceListLock.Exit();
+            _lock.Enter();
         }
     }
 }

@@ -7,12 +7,15 @@ namespace KernelModel.Iommu.Type1;
 
 /// <summary>
 /// The per-container state of the type1 backend (struct vfio_iommu): its domains with their
-/// groups, the user's DMA mappings, and the ioctls on them. The ioctls, the map and unmap paths
-/// and dirty tracking live in the other parts of this partial class.
+/// groups, the user's DMA mappings, the emulated devices that pin through it, and the ioctls on
+/// them. The ioctls, the map and unmap paths, dirty tracking and emulated access live in the
+/// other parts of this partial class.
 /// </summary>
 /// <remarks>
-/// <para>Lock order: <c>_lock</c> (iommu->lock) → the caller's mmap_lock (read) → a domain's own
-/// lock. Nothing that can call back into the vfio core
+/// <para>Lock order: <c>_lock</c> (iommu->lock) → <c>_deviceListLock</c> (iommu->device_list_lock)
+/// → the caller's mmap_lock (read) → a domain's own lock. Calls to an emulated device's DmaUnmap
+/// are made holding <c>_deviceListLock</c> but not <c>_lock</c>, since the device unpins through
+/// this container (vfio_notify_dma_unmap()). Nothing that can call back into the vfio core
 /// (notifier unregistration, device puts, container-user puts) runs under <c>_lock</c>: those go
 /// to the system workqueue.</para>
 /// </remarks>
@@ -24,10 +27,14 @@ internal sealed partial class Type1Container : IVfioIommuContainer
     private readonly VfioIommuContext _context;
     private readonly Machine _machine;
     private readonly Lock _lock = new();
+    private readonly Lock _deviceListLock = new();
     private readonly List<DomainEntry> _domains = [];
     private readonly List<VfioDma> _dmas = [];   // sorted by Iova, never overlapping
     private readonly Stack<VfioDma> _freeDmas = new();
+    private readonly List<VfioDevice> _devices = [];   // iommu->device_list: emulated devices to tell on unmap
+    private readonly HashSet<IommuGroup> _pinnedScopeGroups = [];   // groups with pinned_page_dirty_scope
     private List<(ulong Start, ulong Last)> _iovaList = [];   // iommu->iova_list
+    private int _numNonPinnedGroups;
     private int _dmaAvail;
     private int _vaddrInvalidCount;
     private bool _dirtyTracking;
@@ -82,7 +89,9 @@ internal sealed partial class Type1Container : IVfioIommuContainer
     /// Like vfio_iommu_type1_attach_group(): EBUSY while some vaddr is invalidated (attach may need
     /// to pin); EINVAL for a group already here or one whose reserved regions would cover an
     /// existing mapping. A compatible existing domain is reused; otherwise a new domain is
-    /// allocated and the existing mappings are replayed into it.
+    /// allocated and the existing mappings are replayed into it. Every group here is IOMMU backed
+    /// (the model's core has no emulated IOMMU groups), so each one starts outside the pinned-page
+    /// dirty scope.
     /// </remarks>
     public KResult AttachGroup(IommuGroup group)
     {
@@ -149,6 +158,7 @@ internal sealed partial class Type1Container : IVfioIommuContainer
             }
 
             _iovaList = ranges;
+            _numNonPinnedGroups++;
             return KResult.Ok;
         }
     }
@@ -157,7 +167,8 @@ internal sealed partial class Type1Container : IVfioIommuContainer
     /// <remarks>
     /// Like vfio_iommu_type1_detach_group(): the group leaves its domain; an emptied domain goes,
     /// and when it was the last one every mapping is unmapped, unpinned and unaccounted
-    /// (vfio_iommu_unmap_unpin_all()).
+    /// (vfio_iommu_unmap_unpin_all()). A group that could dirty memory without reporting it leaves
+    /// the dirty scope: while tracking, every mapped page is then reported dirty.
     /// </remarks>
     public void DetachGroup(IommuGroup group)
     {
@@ -199,6 +210,14 @@ internal sealed partial class Type1Container : IVfioIommuContainer
             }
 
             _iovaList = ComputeIovaRanges(null, null);
+            if (!_pinnedScopeGroups.Remove(group))
+            {
+                _numNonPinnedGroups--;
+                if (_dirtyTracking)
+                {
+                    PopulateBitmapsFull();
+                }
+            }
         }
     }
 
@@ -220,6 +239,8 @@ internal sealed partial class Type1Container : IVfioIommuContainer
 
             _domains.Clear();
             _iovaList = [];
+            _pinnedScopeGroups.Clear();
+            _numNonPinnedGroups = 0;
         }
     }
 
@@ -400,7 +421,10 @@ internal sealed partial class Type1Container : IVfioIommuContainer
 
     // ================================================================ removal
 
-    // vfio_remove_dma(): unmap and unpin, unlink, give the entry back. A device binding is dropped
+    // vfio_remove_dma(): unmap and unpin, unlink, give the entry back. The kernel WARNs when the
+    // pfn_list is not empty here; callers make sure emulated devices unpinned first (the unmap
+    // path and the device-release path notify and retry), and a container is only released
+    // after every device fd, so every emulated device, is closed. A device binding is dropped
     // from the workqueue: its notifier may not be unregistered under our lock (the core may call
     // back into this container from there) nor from inside the device's chain.
     private void RemoveDma(VfioDma dma)
@@ -421,7 +445,7 @@ internal sealed partial class Type1Container : IVfioIommuContainer
         }
 
         dma.DirtyBitmap = null;
-        if (_freeDmas.Count < FreeDmaLimit)
+        if (_freeDmas.Count < FreeDmaLimit && !dma.HasExternalPins)
         {
             _freeDmas.Push(dma);
         }
@@ -437,7 +461,9 @@ internal sealed partial class Type1Container : IVfioIommuContainer
 
     // vfio_unmap_unpin(): every domain but the first just drops the range; the first one is the
     // record of what is pinned, so it is walked leaf by leaf and each RAM leaf is unpinned and
-    // uncharged (MMIO has nothing to unpin).
+    // uncharged (MMIO has nothing to unpin). Pages that an emulated device also pinned would stay
+    // charged (vfio_unpin_pages_remote()'s "locked"), but a mapping only gets here once its
+    // pfn_list is empty.
     private void UnmapUnpin(VfioDma dma)
     {
         if (dma.Size == 0 || _domains.Count == 0)
@@ -507,21 +533,43 @@ internal sealed partial class Type1Container : IVfioIommuContainer
 
     /// <summary>
     /// The device notifier callback of RFC 10/10 (vfio_device_nb_cb): on Release every mapping that
-    /// holds this device is removed from every domain, and the unregistration is deferred to the
-    /// system workqueue, since unregistering from inside the chain would deadlock (EDEADLK here).
-    /// The model has no external (mdev) pins yet, so there is no pfn list to flush first.
+    /// holds this device is removed from every domain — after its external pins, as RFC 08/10's
+    /// unmap_dma_pfn_list() shares that step with UNMAP_DMA: emulated devices are told to unpin,
+    /// with the same bounded retry — and the unregistration is deferred to the system workqueue,
+    /// since unregistering from inside the chain would deadlock (EDEADLK here).
     /// </summary>
     internal void OnPfnmapDeviceReleased(PfnmapBinding binding)
     {
+        var retry = new ExternalPinRetry();
         lock (_lock)
         {
-            foreach (var dma in _dmas.Where(d => ReferenceEquals(d.Pfnmap, binding)).ToList())
+            while (FindBound(binding) is { } dma)
             {
+                if (dma.HasExternalPins)
+                {
+                    retry.Count(dma, "vfio_device_nb_cb");
+                    NotifyDmaUnmap(dma);
+                    continue;
+                }
+
                 RemoveDma(dma);
             }
         }
 
         ScheduleUnbind(binding);
+
+        VfioDma? FindBound(PfnmapBinding b)
+        {
+            foreach (var dma in _dmas)
+            {
+                if (ReferenceEquals(dma.Pfnmap, b))
+                {
+                    return dma;
+                }
+            }
+
+            return null;
+        }
     }
 
     // ================================================================ the dma list
@@ -586,4 +634,34 @@ internal sealed partial class Type1Container : IVfioIommuContainer
     }
 
     private sealed record DomainEntry(IommuDomain Domain, List<IommuGroup> Groups);
+
+    /// <summary>
+    /// The bounded retry of vfio_dma_do_unmap() (and RFC 08/10's unmap_dma_pfn_list()): emulated
+    /// devices are told again while the same mapping keeps external pins, and the eleventh retry on
+    /// one mapping is BUG_ON(++retries &gt; 10), which the model raises as a kernel bug (an oops at
+    /// the syscall boundary, -EIO to the caller).
+    /// </summary>
+    private struct ExternalPinRetry
+    {
+        private const int MaxRetries = 10;
+        private VfioDma? _last;
+        private int _retries;
+
+        public void Count(VfioDma dma, string where)
+        {
+            if (ReferenceEquals(_last, dma))
+            {
+                if (++_retries > MaxRetries)
+                {
+                    throw new InvalidOperationException(
+                        $"kernel BUG at {where}: {dma} still has {dma.PfnList!.Count} externally pinned pages after {MaxRetries} dma_unmap retries");
+                }
+            }
+            else
+            {
+                _last = dma;
+                _retries = 0;
+            }
+        }
+    }
 }

@@ -39,6 +39,15 @@ internal sealed class VfioDma
     /// <summary>Dirty bitmap while dirty tracking is on, one bit per smallest IOMMU page.</summary>
     public ulong[]? DirtyBitmap { get; set; }
 
+    /// <summary>
+    /// dma->pfn_list: pages pinned by emulated devices (PinPages), by IOVA. Null while empty, which
+    /// is the usual case, so mappings without external pins carry no dictionary.
+    /// </summary>
+    public Dictionary<ulong, VfioPfn>? PfnList { get; private set; }
+
+    /// <summary>True when emulated devices hold pins in this mapping (!RB_EMPTY_ROOT(&amp;dma->pfn_list)).</summary>
+    public bool HasExternalPins => PfnList is { Count: > 0 };
+
     /// <summary>The last IOVA (inclusive); meaningful when Size is non-zero. Never overflows: map checked iova + size - 1.</summary>
     public ulong Last => Iova + (Size - 1);
 
@@ -54,9 +63,32 @@ internal sealed class VfioDma
         VaddrInvalid = false;
         Pfnmap = null;
         DirtyBitmap = null;
+        PfnList?.Clear();
     }
 
+    /// <summary>vfio_find_vpfn().</summary>
+    public VfioPfn? FindVpfn(ulong iova) => PfnList is { } list && list.TryGetValue(iova, out var vpfn) ? vpfn : null;
+
+    /// <summary>vfio_add_to_pfn_list(): a new entry with one reference.</summary>
+    public void AddVpfn(ulong iova, Pfn pfn) => (PfnList ??= [])[iova] = new VfioPfn(iova, pfn);
+
+    /// <summary>vfio_remove_from_pfn_list().</summary>
+    public void RemoveVpfn(VfioPfn vpfn) => PfnList!.Remove(vpfn.Iova);
+
     public override string ToString() => $"dma iova 0x{Iova:x} size 0x{Size:x} vaddr 0x{Vaddr:x}";
+}
+
+/// <summary>
+/// A page pinned by an emulated device (struct vfio_pfn): the IOVA it was pinned at, the host pfn
+/// and how many PinPages calls hold it. Only the first pin takes a page pin; the rest count here.
+/// </summary>
+internal sealed class VfioPfn(ulong iova, Pfn pfn)
+{
+    public ulong Iova { get; } = iova;
+
+    public Pfn Pfn { get; } = pfn;
+
+    public int RefCount { get; set; } = 1;
 }
 
 /// <summary>
