@@ -117,9 +117,16 @@ public static class BuiltInScenarios
         u.Process.ReadMemory((ulong)va + 0x100, seen);
         t.Expect(seen.AsSpan().SequenceEqual(message), "the bytes arrived in A's BAR (read back through A's mmap)");
 
+        var deviceA = machine.Vfio.Devices.First(d => d.Name == DeviceA);
+        var listeners = deviceA.NotifierCount;
+        t.Kernel($"{DeviceA}: {deviceA.RefCount - 1} reference(s) beyond its registration (the open fd's, plus type1's when it tracks the mapping), {listeners} registration(s) on its notifier chain");
         u.Munmap((ulong)va, bar.Size);
         u.Close(fdA);
-        t.Kernel($"A's last fd closed: vfio-pci sent Release on {DeviceA}'s notifier chain; faults so far {machine.IommuFaults.Count}");
+        t.Kernel($"A's last fd closed: Release went down {DeviceA}'s notifier chain; registrations {listeners} -> {deviceA.NotifierCount}, references beyond registration -> {deviceA.RefCount - 1}");
+        if (strict)
+        {
+            t.Expect(listeners > 0 && deviceA.NotifierCount == 0, "type1 listened for A's release and unregistered from the workqueue, not from inside the chain");
+        }
 
         var faultsBefore = machine.IommuFaults.Count;
         var again = dma.Write(P2pIova + 0x100, message);
@@ -225,13 +232,16 @@ public static class BuiltInScenarios
             var tablePage = tableOffset & ~(pageSize - 1);
             t.Expect(sparse!.All(a => a.Offset + a.Size <= tablePage || a.Offset >= tablePage + pageSize), $"the sparse areas leave out the page at 0x{tablePage:x}");
             t.ExpectResult(u.MmapShared(fd, bar.Offset + tablePage, pageSize), -(long)Errno.EINVAL, "mmap of the table's page is refused");
+            var readBack = true;
             for (var i = 0; i < 4; i++)
             {
                 var w = u.Pwrite(fd, value, bar.Offset + register);
-                u.Pread(fd, 4, bar.Offset + register, out var r);
+                var back = u.Pread(fd, 4, bar.Offset + register, out var r);
                 slowTrips += (w == value.Length ? 1 : 0) + (r == 4 ? 1 : 0);
+                readBack &= back.AsSpan().SequenceEqual(value);
             }
 
+            t.Expect(readBack, "the register reads back what was written through the fd");
             t.Expect(slowTrips == 8, $"4 writes and 4 reads of the register took {slowTrips} trips through the kernel (pwrite/pread)");
         }
 
