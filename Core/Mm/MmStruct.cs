@@ -453,19 +453,8 @@ public sealed class MmStruct
             return Errno.EINVAL;
         }
 
-        foreach (var v in victims)
+        foreach (var target in IsolateRange(victims, addr, end))
         {
-            var target = v;
-            if (target.Start < addr)
-            {
-                target = SplitVma(target, addr);
-            }
-
-            if (target.End > end)
-            {
-                SplitVma(target, end);
-            }
-
             RemoveVma(target);
         }
 
