@@ -122,14 +122,16 @@ internal sealed class Type1MapBenchmarkHost
     /// </summary>
     public static void WarmJit(Action round)
     {
-        for (var pass = 0; pass < 3; pass++)
+        // Tier-0, then instrumented tier-0 (dynamic PGO), then tier 1: each step wants its ~30 calls
+        // and a quiet 100 ms before the background compile.
+        for (var pass = 0; pass < 6; pass++)
         {
-            for (var i = 0; i < 40; i++)
+            for (var i = 0; i < 60; i++)
             {
                 round();
             }
 
-            Thread.Sleep(150);
+            Thread.Sleep(200);
         }
     }
 
