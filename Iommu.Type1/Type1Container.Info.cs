@@ -109,10 +109,9 @@ internal sealed partial class Type1Container
 /// (relative to the chain until <see cref="Shift"/>), 0 at the end.
 /// </summary>
 /// <remarks>
-/// Core's shared chain helper (Core/Vfio/VfioInfoCap.cs) was not committed when this was written and
-/// pads every capability to 8 bytes, which vfio_info_cap_add() does not: with the 12-byte DMA_AVAIL
-/// capability that would move IOVA_RANGE from offset 68 to 72. So the backend keeps this small,
-/// byte-exact builder.
+/// Core's shared chain helper (Core/Vfio/VfioInfoCap.cs) pads every capability to 8 bytes, which
+/// vfio_info_cap_add() does not: with the 12-byte DMA_AVAIL capability that would move IOVA_RANGE
+/// from offset 68 to 72. So the backend keeps this small, byte-exact builder until Core's matches.
 /// </remarks>
 internal sealed class InfoCapChain
 {
