@@ -8,6 +8,9 @@ namespace KernelModel.Vfio;
 /// here once. Each capability starts with struct vfio_info_cap_header (id u16, version u16, next
 /// u32) and is padded to 8 bytes; <c>next</c> is the offset of the following capability from the
 /// start of the info struct, 0 at the end of the chain.
+/// <para>The padding follows current upstream: since Linux 6.6 ("vfio: align capability
+/// structures") vfio_info_cap_add() rounds every capability up to 8 bytes, so a 12-byte
+/// capability such as type1's DMA_AVAIL no longer leaves the next one 4-byte aligned.</para>
 /// </summary>
 public sealed class VfioInfoCap
 {
@@ -64,6 +67,11 @@ public sealed class VfioInfoCap
         var version = BinaryPrimitives.ReadUInt16LittleEndian(capability[2..]);
         capability[HeaderSize..].CopyTo(Add(id, version, capability.Length)[HeaderSize..]);
     }
+
+    /// <summary>Appends a whole capability struct; its leading vfio_info_cap_header gives id and version.</summary>
+    public void Add<T>(in T capability)
+        where T : unmanaged =>
+        Add(System.Runtime.InteropServices.MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in capability)));
 
     /// <summary>
     /// Like vfio_info_cap_shift(): makes every <c>next</c> relative to the info struct the chain

@@ -268,7 +268,7 @@ public sealed class Type1MapTests
     }
 
     [Fact]
-    public void GetInfo_CapabilityChain_PackedBackToBackAsVfioInfoCapAdd()
+    public void GetInfo_CapabilityChain_EightByteAlignedAsUpstreamVfioInfoCapAdd()
     {
         var sut = Type1Sut.Create();
         sut.Setup();
@@ -277,22 +277,22 @@ public sealed class Type1MapTests
 
         Assert.Equal(0, sut.Process.Ioctl(sut.Container, Type1Sut.GetInfo, info));
 
-        // vfio_info_cap_add() appends each capability at its sizeof, without padding: MIGRATION
-        // (32 bytes) at 24, DMA_AVAIL (12) at 56, so IOVA_RANGE starts at 68, 4-byte aligned only.
+        // vfio_info_cap_add() (Linux 6.6 and later) pads each capability to 8 bytes: MIGRATION
+        // (32 bytes) at 24, DMA_AVAIL (12, padded to 16) at 56, so IOVA_RANGE starts at 72.
         Assert.Equal(24u, BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(16)));
         Assert.Equal((ushort)2, BinaryPrimitives.ReadUInt16LittleEndian(info.AsSpan(24)));
         Assert.Equal(56u, BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(24 + 4)));
         Assert.Equal((ushort)3, BinaryPrimitives.ReadUInt16LittleEndian(info.AsSpan(56)));
-        Assert.Equal(68u, BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(56 + 4)));
-        Assert.Equal((ushort)1, BinaryPrimitives.ReadUInt16LittleEndian(info.AsSpan(68)));
-        Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(68 + 4)));
+        Assert.Equal(72u, BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(56 + 4)));
+        Assert.Equal((ushort)1, BinaryPrimitives.ReadUInt16LittleEndian(info.AsSpan(72)));
+        Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(72 + 4)));
         Assert.Equal(4096UL, BinaryPrimitives.ReadUInt64LittleEndian(info.AsSpan(24 + 16)));
 
-        // What a caller with too short a buffer is told to allocate: the same packed size.
+        // What a caller with too short a buffer is told to allocate: the same padded size.
         var probe = new byte[24];
         BinaryPrimitives.WriteUInt32LittleEndian(probe, 24);
         Assert.Equal(0, sut.Process.Ioctl(sut.Container, Type1Sut.GetInfo, probe));
-        Assert.Equal(24u + 32 + 12 + 16 + (2 * 16), BinaryPrimitives.ReadUInt32LittleEndian(probe));
+        Assert.Equal(24u + 32 + 16 + 16 + (2 * 16), BinaryPrimitives.ReadUInt32LittleEndian(probe));
         sut.AssertClean();
     }
 }
