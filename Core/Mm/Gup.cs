@@ -56,6 +56,14 @@ public static class Gup
                     }
                 }
 
+                var batch = PinBasePageBatch(mm, addr, Math.Min((long)((vma!.End - addr) >> pageShift), nrPages - pinned), write, runs, ref nrRuns);
+                if (batch > 0)
+                {
+                    pinned += batch;
+                    addr += (ulong)batch << pageShift;
+                    continue;
+                }
+
                 if (!mm.TryGetPte(addr, out var pte, out var level) || (write && !pte.Writable))
                 {
                     if ((flags & FollFlags.NoFault) != 0)
@@ -112,6 +120,51 @@ public static class Gup
         }
 
         return pinned > 0 ? pinned : error != Errno.None ? error : Errno.EFAULT;
+    }
+
+    // The fast path for base pages: walk to the page-table page once and pin its present entries
+    // in order under one page-table lock, as the kernel's GUP walks a PTE table under its PTL.
+    // Stops at the first entry that needs a fault (or when the runs buffer is full); returns the
+    // pages pinned, 0 when addr is not mapped by a base-page entry.
+    private static long PinBasePageBatch(MmStruct mm, ulong addr, long maxPages, bool write, Span<PfnRun> runs, ref int nrRuns)
+    {
+        lock (mm.PageTableLock)
+        {
+            var table = mm.PageTable.PteTable(addr, out var first);
+            if (table is null)
+            {
+                return 0;
+            }
+
+            var end = (int)Math.Min(table.Length, first + maxPages);
+            var i = first;
+            for (; i < end; i++)
+            {
+                ref var e = ref table[i];
+                if (!e.Present || (write && !e.Writable) || e.Folio is not { } folio)
+                {
+                    break;
+                }
+
+                if (nrRuns > 0 && runs[nrRuns - 1].End.Value == e.Pfn)
+                {
+                    ref var last = ref runs[nrRuns - 1];
+                    last = new PfnRun(last.Start, last.Count + 1);
+                }
+                else if (nrRuns < runs.Length)
+                {
+                    runs[nrRuns++] = new PfnRun(new Pfn(e.Pfn), 1);
+                }
+                else
+                {
+                    break;
+                }
+
+                folio.AddPins(1);
+            }
+
+            return i - first;
+        }
     }
 
     // Like check_vma_flags() without FOLL_FORCE: a read pin needs VM_READ itself, not merely an

@@ -103,6 +103,30 @@ internal sealed class PageTable
         }
     }
 
+    /// <summary>
+    /// The base-page (PTE-level) table holding <paramref name="va"/> and the index of its entry,
+    /// or null when there is none or a huge leaf above maps <paramref name="va"/>. Callers hold the
+    /// page-table lock while they use the array.
+    /// </summary>
+    public Pte[]? PteTable(ulong va, out int index)
+    {
+        var node = _root;
+        for (var level = _topLevel; level > 0; level--)
+        {
+            var i = Index(va, level);
+            if ((level <= 2 && node.Entries[i].Present) || node.Children?[i] is not { } child)
+            {
+                index = 0;
+                return null;
+            }
+
+            node = child;
+        }
+
+        index = Index(va, 0);
+        return node.Entries;
+    }
+
     /// <summary>True when nothing at all is mapped in the naturally aligned block of <paramref name="level"/> holding va.</summary>
     public bool IsBlockEmpty(ulong va, int level)
     {
