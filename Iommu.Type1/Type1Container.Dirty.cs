@@ -145,14 +145,7 @@ internal sealed partial class Type1Container
     private KResult IovaDirtyBitmap(in VfioBitmap bitmap, ulong iova, ulong size, ulong pgsize)
     {
         var last = iova + (size - 1);
-        var first = FindFirstOverlap(iova, iova);
-        if (first is not null && first.Iova != iova)
-        {
-            return Errno.EINVAL;
-        }
-
-        var tail = FindFirstOverlap(last, last);
-        if (tail is not null && tail.Last != last)
+        if (SplitsAMapping(iova, last))
         {
             return Errno.EINVAL;
         }

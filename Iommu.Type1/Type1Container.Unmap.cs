@@ -123,19 +123,9 @@ internal sealed partial class Type1Container
             }
 
         again:
-            if (V2 && !unmapAll)
+            if (V2 && !unmapAll && SplitsAMapping(iova, last))
             {
-                var first = FindFirstOverlap(iova, iova);
-                if (first is not null && first.Iova != iova)
-                {
-                    return Errno.EINVAL;
-                }
-
-                var tail = FindFirstOverlap(last, last);
-                if (tail is not null && tail.Last != last)
-                {
-                    return Errno.EINVAL;
-                }
+                return Errno.EINVAL;
             }
 
             var index = FirstOverlapIndex(iova, last);
@@ -229,4 +219,10 @@ internal sealed partial class Type1Container
             _lock.Enter();
         }
     }
+
+    // True when [iova, last] starts or ends inside a mapping: type1v2 (and the dirty bitmap
+    // query) refuse a range that would split one.
+    private bool SplitsAMapping(ulong iova, ulong last) =>
+        (FindFirstOverlap(iova, iova) is { } first && first.Iova != iova)
+        || (FindFirstOverlap(last, last) is { } tail && tail.Last != last);
 }
