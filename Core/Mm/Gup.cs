@@ -197,13 +197,14 @@ public static class Gup
         var left = run.Count;
         while (left > 0)
         {
-            if (!phys.TryGetFolio(pfn, out var folio))
+            // Base pages are the common case and their record sits at their own pfn.
+            if (phys.FolioWithHead(pfn.Value) is not { } folio && !phys.TryGetFolio(pfn, out folio))
             {
                 throw new InvalidOperationException($"unpin of {pfn}, which has no folio");
             }
 
             var n = Math.Min(left, folio.NrPages - (pfn - folio.Head));
-            if (dirty)
+            if (dirty && (folio.Flags & FolioFlags.Dirty) == 0)
             {
                 folio.Flags |= FolioFlags.Dirty;
             }

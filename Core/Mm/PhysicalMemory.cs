@@ -223,6 +223,15 @@ public sealed class PhysicalMemory
         }
     }
 
+    /// <summary>The live folio whose head is exactly <paramref name="pfn"/>, or null: one array load, for walkers of base pages.</summary>
+    internal Folio? FolioWithHead(ulong pfn)
+    {
+        var section = pfn >> SectionPagesShift;
+        return section < (ulong)_sections.Length && _sections[section] is { } records
+            ? records[pfn & ((1UL << SectionPagesShift) - 1)]
+            : null;
+    }
+
     /// <summary>The live folio that holds <paramref name="pfn"/>, if any.</summary>
     public bool TryGetFolio(Pfn pfn, out Folio folio)
     {
