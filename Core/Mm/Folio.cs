@@ -57,8 +57,17 @@ public sealed class Folio
     /// <summary>folio_ref_count().</summary>
     public long RefCount => Interlocked.Read(ref _refCount);
 
-    /// <summary>Pages of this folio currently pinned with FOLL_PIN (folio_maybe_dma_pinned when non-zero).</summary>
-    public long PinCount => Interlocked.Read(ref _pinCount);
+    /// <summary>
+    /// GUP_PIN_COUNTING_BIAS: a small folio records a pin as this many references, so pinning it
+    /// is one atomic update; large folios count pins separately (folio->_pincount).
+    /// </summary>
+    public const long PinCountingBias = 1024;
+
+    /// <summary>
+    /// Pages of this folio currently pinned with FOLL_PIN (folio_maybe_dma_pinned when non-zero).
+    /// For a small folio it is derived from the reference count, as the kernel does.
+    /// </summary>
+    public long PinCount => Order == 0 ? RefCount / PinCountingBias : Interlocked.Read(ref _pinCount);
 
     /// <summary>True once the folio has gone back to the allocator.</summary>
     public bool IsFree { get; internal set; }
@@ -80,15 +89,29 @@ public sealed class Folio
         };
     }
 
+    // Like try_grab_folio(FOLL_PIN): a small folio takes GUP_PIN_COUNTING_BIAS references per
+    // pin in one atomic add; a large one adds to _pincount and one reference per pin.
     internal void AddPins(long n)
     {
+        if (Order == 0)
+        {
+            Interlocked.Add(ref _refCount, n * PinCountingBias);
+            return;
+        }
+
         Interlocked.Add(ref _pinCount, n);
         Interlocked.Add(ref _refCount, n);
     }
 
-    /// <summary>Drops pins and their references; true when the folio must be freed.</summary>
+    /// <summary>Drops pins and their references (gup_put_folio); true when the folio must be freed.</summary>
     internal bool RemovePins(long n)
     {
+        if (Order == 0)
+        {
+            // One atomic update, as on pin; an unpin without its pin drives the count negative.
+            return PutRefs(n * PinCountingBias);
+        }
+
         if (Interlocked.Add(ref _pinCount, -n) < 0)
         {
             throw new InvalidOperationException($"folio {Head} pin count underflow");
