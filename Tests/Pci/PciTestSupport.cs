@@ -4,6 +4,7 @@ using KernelModel.Kernel;
 using KernelModel.Pci;
 using KernelModel.Pci.VfioPci;
 using KernelModel.Tests.Hosting;
+using KernelModel.Tests.Vfio;
 using KernelModel.Uapi;
 using static KernelModel.Uapi.VfioUapi;
 
@@ -108,12 +109,10 @@ public abstract class PciTestBase : MachineTestBase
             {
                 var fd = sut.Process.Open($"/dev/vfio/{group}");
                 Assert.True(fd >= 0, $"open group {group}: {fd}");
-                var arg = new byte[4];
-                BinaryPrimitives.WriteInt32LittleEndian(arg, sut.Container);
-                Assert.Equal(0, sut.Process.Ioctl(fd, VFIO_GROUP_SET_CONTAINER, arg));
+                Assert.Equal(0, sut.Process.SetContainer(fd, sut.Container));
                 if (sut.Groups.Count == 0)
                 {
-                    Assert.Equal(0, sut.Process.Ioctl(sut.Container, VFIO_SET_IOMMU, (ulong)VFIO_TYPE1v2_IOMMU));
+                    Assert.Equal(0, sut.Process.SetIommu(sut.Container, VFIO_TYPE1v2_IOMMU));
                 }
 
                 sut.Groups[group] = fd;
@@ -131,12 +130,6 @@ public abstract class PciTestBase : MachineTestBase
 /// <summary>The vfio device uAPI as a user program calls it (struct bytes as in linux/vfio.h).</summary>
 internal static class PciUapi
 {
-    public static long GetDeviceFd(this UserProcess p, int groupFd, string name)
-    {
-        var arg = System.Text.Encoding.UTF8.GetBytes(name + "\0");
-        return p.Ioctl(groupFd, VFIO_GROUP_GET_DEVICE_FD, arg);
-    }
-
     public static (long Result, VfioDeviceInfo Info) GetDeviceInfo(this UserProcess p, int fd, uint argsz = 20)
     {
         var buf = new byte[Math.Max(argsz, 20u)];

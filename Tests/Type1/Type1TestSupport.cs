@@ -3,6 +3,7 @@ using System.Text;
 using KernelModel.Iommu;
 using KernelModel.Kernel;
 using KernelModel.Mm;
+using KernelModel.Tests.Vfio;
 using KernelModel.Vfio;
 
 namespace KernelModel.Tests.Type1;
@@ -64,8 +65,6 @@ internal sealed class Type1Sut
 
     public const uint SetIommu = (';' << 8) | 102;
     public const uint CheckExtension = (';' << 8) | 101;
-    public const uint GroupSetContainer = (';' << 8) | 104;
-    public const uint GroupGetDeviceFd = (';' << 8) | 106;
     public const uint GetInfo = (';' << 8) | 112;
     public const uint MapDma = (';' << 8) | 113;
     public const uint UnmapDma = (';' << 8) | 114;
@@ -121,9 +120,7 @@ internal sealed class Type1Sut
         {
             var fd = Process.Open($"/dev/vfio/{g}");
             Assert.True(fd >= 0, $"open group {g}: {fd}");
-            var arg = new byte[4];
-            BinaryPrimitives.WriteInt32LittleEndian(arg, Container);
-            Assert.Equal(0, Process.Ioctl(fd, GroupSetContainer, arg));
+            Assert.Equal(0, Process.SetContainer(fd, Container));
             groupFds[g] = fd;
             if (groups[0] == g)
             {
@@ -149,8 +146,7 @@ internal sealed class Type1Sut
 
     public int OpenDevice(int groupFd, string name)
     {
-        var bytes = Encoding.UTF8.GetBytes(name + "\0");
-        var fd = (int)Process.Ioctl(groupFd, GroupGetDeviceFd, bytes);
+        var fd = (int)Process.GetDeviceFd(groupFd, name);
         Assert.True(fd >= 0, $"get device fd {name}: {fd}");
         return fd;
     }
