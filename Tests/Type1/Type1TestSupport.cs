@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 using KernelModel.Iommu;
 using KernelModel.Kernel;
 using KernelModel.Mm;
